@@ -1,0 +1,208 @@
+package b24
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+)
+
+// MaxBatch is the most commands one batch may carry.
+const MaxBatch = 50
+
+// BatchCommand is one command of a batch. Key names its result; Params
+// values may be "$result[key]" or "$result[key][field]" references to earlier
+// commands of the same batch, which the portal substitutes.
+type BatchCommand struct {
+	Key, Method string
+	Params      map[string]any
+}
+
+// BatchResult holds what a batch answered, by command key. A command that
+// did not run (halt after an error) has no entry in any map. Errors' values
+// have HTTPStatus 0 and the command's Method.
+type BatchResult struct {
+	Results map[string]json.RawMessage
+	Errors  map[string]*Error
+	Times   map[string]Time
+}
+
+// Batch sends up to MaxBatch commands as one request (one Pacer.Wait for
+// "batch"; the portal counts it as one request against the query limit).
+// With halt the portal stops at the first failing command. A whole-call
+// failure (503, 429, network) is returned as the error with an empty result;
+// per-command failures are in BatchResult.Errors and leave err nil. Keys must
+// be unique and non-empty. An empty cmds sends nothing.
+func (c *Client) Batch(ctx context.Context, halt bool, cmds []BatchCommand) (BatchResult, Meta, error) {
+	if len(cmds) > MaxBatch {
+		return BatchResult{}, Meta{}, fmt.Errorf("b24: batch: %d commands, at most %d allowed", len(cmds), MaxBatch)
+	}
+	res := BatchResult{Results: map[string]json.RawMessage{}, Errors: map[string]*Error{}, Times: map[string]Time{}}
+	if len(cmds) == 0 {
+		return res, Meta{}, nil
+	}
+	cmd := make(map[string]string, len(cmds))
+	for i, bc := range cmds {
+		if bc.Key == "" {
+			return BatchResult{}, Meta{}, fmt.Errorf("b24: batch: command %d has no key", i)
+		}
+		if _, dup := cmd[bc.Key]; dup {
+			return BatchResult{}, Meta{}, fmt.Errorf("b24: batch: duplicate key %q", bc.Key)
+		}
+		if !methodName.MatchString(bc.Method) {
+			return BatchResult{}, Meta{}, fmt.Errorf("b24: batch: command %q: invalid method name %q", bc.Key, bc.Method)
+		}
+		s := bc.Method
+		if q := EncodeQuery(bc.Params); q != "" {
+			s += "?" + q
+		}
+		cmd[bc.Key] = s
+	}
+	haltN := 0
+	if halt {
+		haltN = 1
+	}
+	describe := func(env *envelope) []CommandInfo {
+		var r BatchResult
+		if env != nil {
+			r, _ = decodeBatch(env.Result, cmds)
+		}
+		infos := make([]CommandInfo, len(cmds))
+		for i, bc := range cmds {
+			infos[i] = CommandInfo{Key: bc.Key, Method: bc.Method, Time: r.Times[bc.Key]}
+			if e, ok := r.Errors[bc.Key]; ok {
+				infos[i].Err = e
+			}
+		}
+		return infos
+	}
+	env, err := c.call(ctx, "batch", map[string]any{"halt": haltN, "cmd": cmd}, describe)
+	if err != nil {
+		return BatchResult{}, Meta{}, err
+	}
+	r, err := decodeBatch(env.Result, cmds)
+	if err != nil {
+		return BatchResult{}, env.meta(), &TransportError{Method: "batch", Err: fmt.Errorf("decode result: %w", err), Ambiguous: true}
+	}
+	return r, env.meta(), nil
+}
+
+// decodeBatch decodes result.{result,result_error,result_time}, each of which
+// may be an object, a list (PHP array with keys 0..n-1, `[]` when empty) or
+// absent.
+func decodeBatch(raw json.RawMessage, cmds []BatchCommand) (BatchResult, error) {
+	res := BatchResult{Results: map[string]json.RawMessage{}, Errors: map[string]*Error{}, Times: map[string]Time{}}
+	top, err := decodeKeyed(raw)
+	if err != nil {
+		return res, err
+	}
+	methods := make(map[string]string, len(cmds))
+	for _, bc := range cmds {
+		methods[bc.Key] = bc.Method
+	}
+	results, err := decodeKeyed(top["result"])
+	if err != nil {
+		return res, fmt.Errorf("result: %w", err)
+	}
+	res.Results = results
+	errs, err := decodeKeyed(top["result_error"])
+	if err != nil {
+		return res, fmt.Errorf("result_error: %w", err)
+	}
+	for k, v := range errs {
+		var e struct {
+			Code json.RawMessage `json:"error"`
+			Desc string          `json:"error_description"`
+		}
+		code := CodeErrorUnexpectedAnswer
+		if json.Unmarshal(v, &e) == nil {
+			if c := errorCode(e.Code); c != "" {
+				code = c
+			}
+		}
+		res.Errors[k] = &Error{Code: code, Description: e.Desc, Method: methods[k]}
+	}
+	times, err := decodeKeyed(top["result_time"])
+	if err != nil {
+		return res, fmt.Errorf("result_time: %w", err)
+	}
+	for k, v := range times {
+		var t Time
+		_ = json.Unmarshal(v, &t) // tolerant
+		res.Times[k] = t
+	}
+	return res, nil
+}
+
+// EncodeQuery encodes params the way PHP's http_build_query does and
+// parse_str decodes: nested maps and lists become bracketed keys
+// (fields[title]=HR&fields[typeIds][0]=1), keys are sorted at every level so
+// the output is deterministic, booleans are 1/0, nil values and empty maps or
+// lists are left out. Values are query-escaped, so "$result[k]" arrives at
+// the portal as that literal text. Params go through encoding/json first, so
+// any value json.Marshal accepts works (structs by their json tags); a value
+// it rejects is left out.
+func EncodeQuery(params map[string]any) string {
+	if len(params) == 0 {
+		return ""
+	}
+	var parts []string
+	for _, k := range sortedKeys(params) {
+		v, err := normalize(params[k])
+		if err != nil {
+			continue
+		}
+		parts = appendQuery(parts, url.QueryEscape(k), v)
+	}
+	return strings.Join(parts, "&")
+}
+
+// normalize turns v into nil, bool, string, json.Number, []any or map[string]any.
+func normalize(v any) (any, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var out any
+	err = d.Decode(&out)
+	return out, err
+}
+
+func appendQuery(parts []string, key string, v any) []string {
+	switch v := v.(type) {
+	case nil:
+		return parts
+	case bool:
+		if v {
+			return append(parts, key+"=1")
+		}
+		return append(parts, key+"=0")
+	case json.Number:
+		return append(parts, key+"="+url.QueryEscape(v.String()))
+	case string:
+		return append(parts, key+"="+url.QueryEscape(v))
+	case []any:
+		for i, e := range v {
+			parts = appendQuery(parts, fmt.Sprintf("%s[%d]", key, i), e)
+		}
+	case map[string]any:
+		for _, k := range sortedKeys(v) {
+			parts = appendQuery(parts, key+"["+url.QueryEscape(k)+"]", v[k])
+		}
+	}
+	return parts
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

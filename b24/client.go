@@ -1,0 +1,505 @@
+// Package b24 is a Bitrix24 REST client: webhook and OAuth authentication
+// (with one token refresh on expired_token), single calls, batches, tolerant
+// decoding of PHP-encoded answers, a typed *Error with the portal's code, the
+// classification of errors for retrying callers (Classify, IsAmbiguous), and
+// typed helpers for departments and digital workplaces.
+//
+// The client never retries on its own except once after an OAuth token
+// refresh; pacing (rate limits) is the job of a Pacer and retrying the job of
+// the caller. Secrets (webhook code, tokens, client secret) never appear in
+// an error text or in String().
+package b24
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// DefaultTimeout is the timeout of one HTTP request when WithTimeout is not given.
+const DefaultTimeout = 30 * time.Second
+
+// DefaultTokenEndpoint is the Bitrix24 OAuth server's token endpoint.
+const DefaultTokenEndpoint = "https://oauth.bitrix.info/oauth/token/"
+
+// maxBody caps how much of an answer is read; Bitrix24 pages are 50 items.
+const maxBody = 32 << 20
+
+// Pacer is asked before every HTTP request the client sends to the portal
+// (every page of a list and every batch; not the OAuth refresh, which goes to
+// the OAuth server). method is the REST method, "batch" for a batch. An error
+// aborts the call and is returned wrapped; it is called from many goroutines.
+type Pacer interface {
+	Wait(ctx context.Context, method string) error
+}
+
+// Observer is told after every HTTP request to the portal, also failed ones
+// (not after a refused Pacer.Wait, which sent nothing, nor after the OAuth
+// refresh). It runs synchronously on the caller's goroutine, so it must be
+// quick and safe for concurrent use.
+type Observer func(CallInfo)
+
+// CallInfo describes one HTTP request to the portal.
+type CallInfo struct {
+	Method   string        // "batch" for a batch
+	Duration time.Duration // from sending to the answer being read
+	Time     Time          // the answer's time block (zero when none)
+	Err      error         // nil on success; as returned to the caller
+	Commands []CommandInfo // batch only: one per command, with its result_time
+}
+
+// CommandInfo is the outcome of one command of a batch. Time and Err are zero
+// for a command that did not run (halt after an earlier error).
+type CommandInfo struct {
+	Key, Method string
+	Time        Time
+	Err         error
+}
+
+// Option configures a Client.
+type Option func(*options)
+
+type options struct {
+	hc       *http.Client
+	timeout  time.Duration
+	pacer    Pacer
+	observer Observer
+	store    TokenStore
+	logger   *slog.Logger
+	// httpHosts may be reached over plain http besides loopback.
+	httpHosts []string
+}
+
+// WithInsecureHTTPHosts allows plain http:// for the named hosts besides
+// loopback: for a simulator that is not on this machine's loopback (as in
+// docker-compose). Never use it for a real portal: the webhook code or token
+// would cross the network in clear text.
+func WithInsecureHTTPHosts(hosts ...string) Option {
+	return func(o *options) {
+		for _, h := range hosts {
+			o.httpHosts = append(o.httpHosts, strings.ToLower(h))
+		}
+	}
+}
+
+// WithHTTPClient makes the client send through hc instead of its own
+// keep-alive client. hc's own Timeout still applies in addition to WithTimeout.
+func WithHTTPClient(hc *http.Client) Option { return func(o *options) { o.hc = hc } }
+
+// WithTimeout bounds one HTTP request, from sending to reading the answer
+// (default 30s; d <= 0 keeps the default). A caller's shorter context
+// deadline wins.
+func WithTimeout(d time.Duration) Option {
+	return func(o *options) {
+		if d > 0 {
+			o.timeout = d
+		}
+	}
+}
+
+// WithPacer sets the Pacer asked before each request (default: none).
+func WithPacer(p Pacer) Option { return func(o *options) { o.pacer = p } }
+
+// WithObserver sets the Observer told after each request (default: none).
+func WithObserver(f Observer) Option { return func(o *options) { o.observer = f } }
+
+// WithTokenStore makes an OAuth client load its token pair from s on the
+// first call (a stored pair newer than OAuthConfig.Token wins) and save every
+// refreshed pair to it, so that several workers share one refresh token.
+// Ignored by webhook clients.
+func WithTokenStore(s TokenStore) Option { return func(o *options) { o.store = s } }
+
+// WithLogger sets the logger for events that are not returned as errors
+// (a failed TokenStore.Save). Default: discard.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// Client calls one Bitrix24 portal. It is safe for concurrent use; create one
+// per portal and share it.
+type Client struct {
+	// cred is a pointer so that printing a dereferenced Client with %v shows
+	// an address, not the secret.
+	cred     *credentials
+	hc       *http.Client
+	timeout  time.Duration
+	pacer    Pacer
+	observer Observer
+	logger   *slog.Logger
+	store    TokenStore  // OAuth only
+	oauth    *oauthState // nil for a webhook client
+}
+
+type credentials struct {
+	base    string // webhook base or PortalURL + "rest/", ends in "/"
+	display string // base with the secret replaced
+	secret  string // webhook code; "" for OAuth
+}
+
+// webhookPath matches the end of a webhook path: /rest/USER_ID/SECRET/.
+var webhookPath = regexp.MustCompile(`/rest/([0-9]+)/([^/]+)/$`)
+
+// methodName is what a REST method name may contain; it keeps callers from
+// smuggling path or query parts into the URL.
+var methodName = regexp.MustCompile(`^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$`)
+
+// NewWebhook returns a client for an inbound webhook
+// https://PORTAL/rest/USER_ID/SECRET/ (a missing final slash is added).
+// Plain http:// is accepted only for loopback hosts (localhost, 127.0.0.0/8,
+// ::1), for the simulator. Errors never contain the secret.
+func NewWebhook(webhookURL string, opts ...Option) (*Client, error) {
+	o := applyOptions(opts)
+	u, err := parseBaseURL("webhook URL", webhookURL, o.httpHosts)
+	if err != nil {
+		return nil, err
+	}
+	if !strings.HasSuffix(u.Path, "/") {
+		u.Path += "/"
+	}
+	m := webhookPath.FindStringSubmatch(u.Path)
+	if m == nil {
+		return nil, errors.New("b24: invalid webhook URL: path must end in /rest/USER_ID/SECRET/")
+	}
+	secret := m[2]
+	u.RawPath = ""
+	base := u.String()
+	c := newClient(o)
+	c.cred = &credentials{
+		base:    base,
+		secret:  secret,
+		display: strings.TrimSuffix(base, secret+"/") + redacted + "/",
+	}
+	return c, nil
+}
+
+// parseBaseURL checks the parts every base URL must satisfy. Errors quote
+// neither the URL nor url.Parse's error (which would quote the URL).
+func parseBaseURL(what, raw string, httpHosts []string) (*url.URL, error) {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil {
+		return nil, fmt.Errorf("b24: invalid %s: not a URL", what)
+	}
+	if u.Host == "" || u.Opaque != "" {
+		return nil, fmt.Errorf("b24: invalid %s: must be an absolute https:// URL", what)
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery {
+		return nil, fmt.Errorf("b24: invalid %s: must not contain user info, a query or a fragment", what)
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !isLoopback(u.Hostname()) && !slices.Contains(httpHosts, strings.ToLower(u.Hostname())) {
+			return nil, fmt.Errorf("b24: invalid %s: host %q requires https:// (http:// only for loopback hosts)", what, u.Hostname())
+		}
+	default:
+		return nil, fmt.Errorf("b24: invalid %s: scheme %q not supported, use https://", what, u.Scheme)
+	}
+	return u, nil
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func applyOptions(opts []Option) options {
+	o := options{timeout: DefaultTimeout}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+func newClient(o options) *Client {
+	if o.hc == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 32 // many workers share one portal host
+		o.hc = &http.Client{Transport: tr}
+	}
+	if o.logger == nil {
+		o.logger = slog.New(slog.DiscardHandler)
+	}
+	c := &Client{
+		hc:       o.hc,
+		timeout:  o.timeout,
+		pacer:    o.pacer,
+		observer: o.observer,
+		logger:   o.logger,
+	}
+	c.store = o.store
+	return c
+}
+
+// String describes the client without secrets, e.g.
+// "b24.Client(webhook https://portal/rest/1/***/)".
+func (c *Client) String() string {
+	if c == nil || c.cred == nil {
+		return "b24.Client(<nil>)"
+	}
+	kind := "webhook"
+	if c.oauth != nil {
+		kind = "oauth"
+	}
+	return "b24.Client(" + kind + " " + c.cred.display + ")"
+}
+
+// GoString is String, so that %#v does not print the secret either.
+func (c *Client) GoString() string { return c.String() }
+
+// Format prints String() for every verb, also for a dereferenced Client
+// value, whose fields fmt would otherwise print through reflection, secrets
+// included.
+func (c Client) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, c.String()) }
+
+// secrets returns every credential to redact from error texts right now.
+func (c *Client) secrets() []string {
+	s := []string{c.cred.secret}
+	if c.oauth != nil {
+		s = append(s, c.oauth.secrets()...)
+	}
+	return s
+}
+
+// Call calls a REST method with params (anything that encodes to a JSON
+// object; nil sends {}) and decodes the answer's `result` into out when out
+// is not nil. It returns the answer's total/next/time. For an OAuth client it
+// adds `auth` and, on expired_token/invalid_token, refreshes the token once
+// (shared with concurrent callers) and repeats the call once.
+//
+// Errors: *Error for an error answer, *TransportError for a network failure
+// or an answer that is not Bitrix24 JSON (a 200 without `result` and `error`
+// included), a wrapped Pacer error. Classify and IsAmbiguous tell what to do.
+func (c *Client) Call(ctx context.Context, method string, params any, out any) (Meta, error) {
+	env, err := c.call(ctx, method, params, nil)
+	if err != nil {
+		return Meta{}, err
+	}
+	if out != nil {
+		if err := json.Unmarshal(env.Result, out); err != nil {
+			// The portal answered 200: the work may be done.
+			return env.meta(), &TransportError{Method: method, Err: fmt.Errorf("decode result: %w", err), Ambiguous: true}
+		}
+	}
+	return env.meta(), nil
+}
+
+// envelope is a decoded answer.
+type envelope struct {
+	Result json.RawMessage `json:"result"`
+	Error  json.RawMessage `json:"error"`
+	Desc   json.RawMessage `json:"error_description"`
+	Total  json.RawMessage `json:"total"`
+	Next   json.RawMessage `json:"next"`
+	Time   json.RawMessage `json:"time"`
+}
+
+func (e *envelope) meta() Meta {
+	var m Meta
+	if len(e.Time) > 0 {
+		_ = json.Unmarshal(e.Time, &m.Time) // tolerant, never fails
+	}
+	var n flexInt
+	if len(e.Total) > 0 {
+		_ = n.UnmarshalJSON(e.Total)
+		m.Total = int(n)
+	}
+	n = 0
+	if len(e.Next) > 0 {
+		_ = n.UnmarshalJSON(e.Next)
+		m.Next = int(n)
+	}
+	return m
+}
+
+// call encodes params, adds auth and handles the one refresh. describe, when
+// set, adds per-command details to the observer's CallInfo (batch).
+func (c *Client) call(ctx context.Context, method string, params any, describe func(*envelope) []CommandInfo) (*envelope, error) {
+	if !methodName.MatchString(method) {
+		return nil, fmt.Errorf("b24: invalid method name %q", method)
+	}
+	body, err := encodeParams(params)
+	if err != nil {
+		return nil, fmt.Errorf("b24: %s: %w", method, err)
+	}
+	if c.oauth == nil {
+		return c.send(ctx, method, body, nil, describe)
+	}
+	tok, gen, err := c.oauth.current(ctx, c)
+	if err != nil {
+		return nil, fmt.Errorf("b24: %s: %w", method, err)
+	}
+	env, err := c.send(ctx, method, body, &tok.AccessToken, describe)
+	if e, ok := errors.AsType[*Error](err); !ok || e.Class() != Auth {
+		return env, err
+	}
+	authErr := err
+	tok, err = c.oauth.refresh(ctx, c, gen)
+	if err != nil {
+		// Keep the auth answer as the error the caller classifies (Auth);
+		// the refresh failure is context.
+		return nil, fmt.Errorf("%w (token refresh failed: %s)", authErr, Redact(err.Error(), c.secrets()...))
+	}
+	return c.send(ctx, method, body, &tok.AccessToken, describe)
+}
+
+// encodeParams returns the JSON object to send.
+func encodeParams(params any) (map[string]json.RawMessage, error) {
+	if params == nil {
+		return map[string]json.RawMessage{}, nil
+	}
+	b, err := json.Marshal(params)
+	if err != nil {
+		return nil, fmt.Errorf("encode params: %w", err)
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("encode params: must encode to a JSON object: %w", err)
+	}
+	if m == nil { // a nil map or pointer encodes to null
+		m = map[string]json.RawMessage{}
+	}
+	return m, nil
+}
+
+// send makes one HTTP request: pacer, POST, decode, observer.
+func (c *Client) send(ctx context.Context, method string, params map[string]json.RawMessage, auth *string, describe func(*envelope) []CommandInfo) (*envelope, error) {
+	if c.pacer != nil {
+		if err := c.pacer.Wait(ctx, method); err != nil {
+			return nil, fmt.Errorf("b24: %s: pacer: %w", method, err)
+		}
+	}
+	start := time.Now()
+	env, err := c.roundTrip(ctx, method, params, auth)
+	if c.observer != nil {
+		ci := CallInfo{Method: method, Duration: time.Since(start), Time: envTime(env), Err: err}
+		if describe != nil && err == nil {
+			ci.Commands = describe(env)
+		}
+		c.observer(ci)
+	}
+	return env, err
+}
+
+func envTime(env *envelope) Time {
+	if env == nil {
+		return Time{}
+	}
+	return env.meta().Time
+}
+
+// roundTrip sends the request and turns the answer into an envelope or an
+// error. It is the one place where answers are checked.
+func (c *Client) roundTrip(ctx context.Context, method string, params map[string]json.RawMessage, auth *string) (*envelope, error) {
+	if auth != nil {
+		a, _ := json.Marshal(*auth)
+		withAuth := make(map[string]json.RawMessage, len(params)+1)
+		for k, v := range params {
+			withAuth[k] = v
+		}
+		withAuth["auth"] = a
+		params = withAuth
+	}
+	body, err := json.Marshal(params)
+	if err != nil {
+		return nil, fmt.Errorf("b24: %s: encode params: %w", method, err)
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	// wrote is set once the request has been handed to the network: from
+	// then on a failure may come after the portal did the work. Set even
+	// when the write itself failed part-way, to stay on the safe side.
+	// Atomic: on a timeout the transport's write loop may still be running
+	// when Do returns.
+	var wrote atomic.Bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteRequest: func(httptrace.WroteRequestInfo) { wrote.Store(true) },
+	})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cred.base+method, bytes.NewReader(body))
+	if err != nil {
+		return nil, &TransportError{Method: method, Err: redactError(err, c.secrets()...)}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "b24queue")
+
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, &TransportError{Method: method, Err: redactError(err, c.secrets()...), Ambiguous: wrote.Load()}
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	if err != nil {
+		return nil, &TransportError{Method: method, Ambiguous: true,
+			Err: fmt.Errorf("HTTP %d: read answer: %w", resp.StatusCode, redactError(err, c.secrets()...))}
+	}
+	return c.decodeAnswer(method, resp.StatusCode, resp.Header.Get("Content-Type"), raw)
+}
+
+// decodeAnswer checks an answer: an `error` field makes an *Error whatever
+// the status; a 2xx with `result` is success; everything else (not JSON, no
+// result and no error, a non-2xx without an error code) is an ambiguous
+// *TransportError, because the portal may have done the work.
+func (c *Client) decodeAnswer(method string, status int, ctype string, raw []byte) (*envelope, error) {
+	var env envelope
+	if err := json.Unmarshal(raw, &env); err != nil {
+		return nil, &TransportError{Method: method, Ambiguous: true,
+			Err: fmt.Errorf("HTTP %d: answer is not Bitrix24 JSON (Content-Type %q, %d bytes: %s)", status, ctype, len(raw), snippet(raw, c.secrets()))}
+	}
+	if code := errorCode(env.Error); code != "" {
+		var desc string
+		if err := json.Unmarshal(env.Desc, &desc); err != nil {
+			desc = string(env.Desc)
+		}
+		return nil, &Error{Code: Redact(code, c.secrets()...), Description: Redact(desc, c.secrets()...), HTTPStatus: status, Method: method}
+	}
+	if status < 200 || status > 299 {
+		return nil, &TransportError{Method: method, Ambiguous: true,
+			Err: fmt.Errorf("HTTP %d without an error code: %s", status, snippet(raw, c.secrets()))}
+	}
+	if env.Result == nil {
+		return nil, &TransportError{Method: method, Ambiguous: true,
+			Err: fmt.Errorf("HTTP %d: answer has neither result nor error: %s", status, snippet(raw, c.secrets()))}
+	}
+	return &env, nil
+}
+
+// errorCode returns the `error` field when it is a non-empty string (the
+// OAuth server and the portal both send strings); "" when absent.
+func errorCode(raw json.RawMessage) string {
+	if len(raw) == 0 {
+		return ""
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err == nil {
+		return s
+	}
+	if string(raw) == "null" || string(raw) == "false" {
+		return ""
+	}
+	return "ERROR_UNEXPECTED_ANSWER" // an error we cannot read is still an error
+}
+
+// snippet quotes the start of a body for an error text, redacted.
+func snippet(raw []byte, secrets []string) string {
+	const n = 120
+	s := Redact(string(raw), secrets...) // before cutting, so no half secret stays
+	if len(s) > n {
+		s = s[:n] + "…"
+	}
+	return fmt.Sprintf("%q", s)
+}

@@ -1,0 +1,158 @@
+package b24
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"sort"
+)
+
+// DepartmentFields are the fields of department.add. Zero Parent, Sort and
+// Head are omitted (the portal then applies its own default; a department
+// without PARENT is only accepted as the single root).
+type DepartmentFields struct {
+	Name   string
+	Parent int64
+	Sort   int
+	Head   int64
+}
+
+// Department is a department as department.get returns it (the portal sends
+// every value as a string; they are parsed here). Parent is 0 for the root.
+type Department struct {
+	ID, Parent, Head int64
+	Name             string
+	Sort             int
+}
+
+// pageSize is the page size of Bitrix24 list methods.
+const pageSize = 50
+
+// maxPages bounds paging so that a portal that keeps answering `next` cannot
+// loop a caller forever (50 * 10000 items is far above any real structure).
+const maxPages = 10000
+
+// AddDepartment calls department.add and returns the new department's ID.
+func (c *Client) AddDepartment(ctx context.Context, f DepartmentFields) (int64, Meta, error) {
+	p := map[string]any{"NAME": f.Name}
+	if f.Parent != 0 {
+		p["PARENT"] = f.Parent
+	}
+	if f.Sort != 0 {
+		p["SORT"] = f.Sort
+	}
+	if f.Head != 0 {
+		p["UF_HEAD"] = f.Head
+	}
+	var id strictInt
+	meta, err := c.Call(ctx, "department.add", p, &id)
+	if err != nil {
+		return 0, meta, err
+	}
+	if id <= 0 {
+		// A 200 without a usable ID is not a success; the department may
+		// exist all the same, so the caller must look before creating again.
+		return 0, meta, &TransportError{Method: "department.add", Err: fmt.Errorf("decode result: ID %d is not a department ID", id), Ambiguous: true}
+	}
+	return int64(id), meta, nil
+}
+
+// rawDepartment is a department.get item; values arrive as strings.
+type rawDepartment struct {
+	ID     flexInt `json:"ID"`
+	Name   string  `json:"NAME"`
+	Sort   flexInt `json:"SORT"`
+	Parent flexInt `json:"PARENT"`
+	Head   flexInt `json:"UF_HEAD"`
+}
+
+// GetDepartments calls department.get with filter (top-level fields such as
+// ID, NAME, PARENT, UF_HEAD; nil for all) and follows `next` through every
+// page, sending START. Note that the portal filters NAME with SQL LIKE
+// semantics (case-insensitive substring). Each page is one request (and one
+// Pacer.Wait).
+func (c *Client) GetDepartments(ctx context.Context, filter map[string]any) ([]Department, error) {
+	params := maps.Clone(filter)
+	if params == nil {
+		params = map[string]any{}
+	}
+	var out []Department
+	start := 0
+	for range maxPages {
+		if start > 0 {
+			params["START"] = start
+		}
+		var page json.RawMessage
+		meta, err := c.Call(ctx, "department.get", params, &page)
+		if err != nil {
+			return nil, err
+		}
+		items, err := decodeList[rawDepartment](page)
+		if err != nil {
+			return nil, &TransportError{Method: "department.get", Err: fmt.Errorf("decode result: %w", err), Ambiguous: true}
+		}
+		for _, d := range items {
+			out = append(out, Department{ID: int64(d.ID), Parent: int64(d.Parent), Head: int64(d.Head), Name: d.Name, Sort: int(d.Sort)})
+		}
+		if meta.Next <= start || len(items) == 0 {
+			return out, nil
+		}
+		start = meta.Next
+	}
+	return nil, fmt.Errorf("b24: department.get: more than %d pages", maxPages)
+}
+
+// FindDepartment looks up the department named exactly name (case-sensitive,
+// whole name) under parent (0: a top-level department). It asks the portal
+// with NAME and PARENT and compares the names itself, because the portal
+// matches NAME with LIKE. With several exact matches the lowest ID wins.
+func (c *Client) FindDepartment(ctx context.Context, name string, parent int64) (Department, bool, error) {
+	filter := map[string]any{"NAME": name}
+	if parent != 0 {
+		filter["PARENT"] = parent
+	}
+	all, err := c.GetDepartments(ctx, filter)
+	if err != nil {
+		return Department{}, false, err
+	}
+	var best Department
+	found := false
+	for _, d := range all {
+		if d.Name != name || d.Parent != parent {
+			continue
+		}
+		if !found || d.ID < best.ID {
+			best, found = d, true
+		}
+	}
+	return best, found, nil
+}
+
+// decodeList decodes a list result that PHP may send as a list or, when its
+// keys are not 0..n-1, as an object (then ordered by key).
+func decodeList[T any](raw json.RawMessage) ([]T, error) {
+	m, err := decodeKeyed(raw)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if len(keys[i]) != len(keys[j]) { // numeric keys: shorter is smaller
+			return len(keys[i]) < len(keys[j])
+		}
+		return keys[i] < keys[j]
+	})
+	out := make([]T, 0, len(keys))
+	for _, k := range keys {
+		var v T
+		if err := json.Unmarshal(m[k], &v); err != nil {
+			return nil, fmt.Errorf("item %s: %w", k, err)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}

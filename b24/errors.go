@@ -1,0 +1,267 @@
+package b24
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// Class is what an error means to a caller that may retry. It is the single
+// place where Bitrix24 error codes get a meaning; the queue layer maps a Class
+// to queue behaviour.
+type Class int
+
+// The classes, in the order of the design table.
+const (
+	OK            Class = iota // nil error
+	Permanent                  // do not retry (also every unknown code below HTTP 500)
+	RateLimited                // QUERY_LIMIT_EXCEEDED
+	MethodBlocked              // OPERATION_TIME_LIMIT
+	Auth                       // expired_token, invalid_token (after the client's one refresh failed)
+	Transient                  // 5xx, INTERNAL_SERVER_ERROR, ERROR_UNEXPECTED_ANSWER, network, non-JSON
+)
+
+// String returns the class name used in metrics and logs:
+// "ok", "permanent", "rate_limited", "method_blocked", "auth", "transient".
+func (c Class) String() string {
+	switch c {
+	case OK:
+		return "ok"
+	case Permanent:
+		return "permanent"
+	case RateLimited:
+		return "rate_limited"
+	case MethodBlocked:
+		return "method_blocked"
+	case Auth:
+		return "auth"
+	case Transient:
+		return "transient"
+	}
+	return fmt.Sprintf("class(%d)", int(c))
+}
+
+// Error codes the client knows by name. Codes are compared exactly (Bitrix24
+// mixes upper and lower case codes).
+const (
+	CodeQueryLimitExceeded    = "QUERY_LIMIT_EXCEEDED"
+	CodeOperationTimeLimit    = "OPERATION_TIME_LIMIT"
+	CodeExpiredToken          = "expired_token"
+	CodeInvalidToken          = "invalid_token"
+	CodeInternalServerError   = "INTERNAL_SERVER_ERROR"
+	CodeErrorUnexpectedAnswer = "ERROR_UNEXPECTED_ANSWER"
+	CodeErrorCore             = "ERROR_CORE"
+	CodeEmptyRequired         = "BX_EMPTY_REQUIRED"
+	CodeAccessDenied          = "ACCESS_DENIED"
+	CodeLimitExceeded         = "LIMIT_EXCEEDED"
+	CodeNoAuthFound           = "NO_AUTH_FOUND"
+	CodeInvalidCredentials    = "INVALID_CREDENTIALS"
+	CodeInsufficientScope     = "insufficient_scope"
+	CodeUserAccessError       = "user_access_error"
+	CodeInvalidRequest        = "INVALID_REQUEST"
+	CodeOverloadLimit         = "OVERLOAD_LIMIT"
+	CodePortalDeleted         = "PORTAL_DELETED"
+	CodeManifestNotAvailable  = "ERROR_MANIFEST_IS_NOT_AVAILABLE"
+	CodeInvalidGrant          = "invalid_grant"
+	CodeInvalidClient         = "invalid_client"
+)
+
+// permanentCodes are codes that stay permanent even when the portal answers
+// them with a 5xx status (PORTAL_DELETED 500, OVERLOAD_LIMIT 503).
+var permanentCodes = map[string]bool{
+	CodeErrorCore:            true,
+	CodeEmptyRequired:        true,
+	CodeAccessDenied:         true,
+	CodeLimitExceeded:        true,
+	CodeNoAuthFound:          true,
+	CodeInvalidCredentials:   true,
+	CodeInsufficientScope:    true,
+	CodeUserAccessError:      true,
+	CodeInvalidRequest:       true,
+	CodeOverloadLimit:        true,
+	CodePortalDeleted:        true,
+	CodeManifestNotAvailable: true,
+	CodeInvalidGrant:         true,
+	CodeInvalidClient:        true,
+}
+
+// Error is an error answer of the portal (or of the OAuth server):
+// {"error": Code, "error_description": Description}. Method is the REST
+// method called (for a batch command, the command's method). HTTPStatus is 0
+// for a batch command's error, which has no status of its own.
+type Error struct {
+	Code        string
+	Description string
+	HTTPStatus  int
+	Method      string
+}
+
+// Error formats the answer; it never contains credentials because the
+// client redacts the description when it builds the error.
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("b24: ")
+	if e.Method != "" {
+		b.WriteString(e.Method)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Code)
+	if e.Description != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Description)
+	}
+	if e.HTTPStatus != 0 {
+		fmt.Fprintf(&b, " (HTTP %d)", e.HTTPStatus)
+	}
+	return b.String()
+}
+
+// Class classifies the answer by its code. The HTTP status only matters for
+// codes the client does not know: an unknown code with a 5xx status is
+// Transient (a broken proxy or portal), below 500 it is Permanent.
+func (e *Error) Class() Class {
+	switch e.Code {
+	case CodeQueryLimitExceeded:
+		return RateLimited
+	case CodeOperationTimeLimit:
+		return MethodBlocked
+	case CodeExpiredToken, CodeInvalidToken:
+		return Auth
+	case CodeInternalServerError, CodeErrorUnexpectedAnswer:
+		return Transient
+	}
+	if permanentCodes[e.Code] || strings.HasPrefix(e.Code, "ERROR_BATCH_") {
+		return Permanent
+	}
+	if e.HTTPStatus >= 500 {
+		return Transient
+	}
+	return Permanent
+}
+
+// TransportError is a failure to get a decodable answer: a network error, a
+// timeout, or a body that is not a Bitrix24 JSON answer. Ambiguous is true
+// when the request may have reached the portal and done its work (it was
+// written before the failure, or an answer came back that cannot be read).
+type TransportError struct {
+	Method    string
+	Err       error
+	Ambiguous bool
+}
+
+// Error describes the failure; the client redacts URLs in Err before it
+// builds the error, so the text holds no credentials.
+func (e *TransportError) Error() string {
+	s := "b24: " + e.Method + ": "
+	if e.Err != nil {
+		s += e.Err.Error()
+	} else {
+		s += "transport error"
+	}
+	if e.Ambiguous {
+		s += " (outcome unknown: the request may have reached the portal)"
+	}
+	return s
+}
+
+// Unwrap returns the underlying error (context.DeadlineExceeded, *net.OpError...).
+func (e *TransportError) Unwrap() error { return e.Err }
+
+// Classify tells a caller what err means: OK for nil; the class of the first
+// *Error in the chain (by its code, see (*Error).Class); Transient for a
+// *TransportError and for every other error (context.Canceled, a pacer
+// error), since nothing says the portal refused the request.
+func Classify(err error) Class {
+	if err == nil {
+		return OK
+	}
+	if e, ok := errors.AsType[*Error](err); ok {
+		return e.Class()
+	}
+	return Transient
+}
+
+// IsAmbiguous reports whether the request that failed with err may have
+// reached the portal and done its work, so that a create must look up before
+// it tries again. True for a *TransportError after the request was written
+// (timeout, reset, EOF) or with an undecodable answer, and for a Transient
+// *Error (5xx, INTERNAL_SERVER_ERROR); false for limit answers (503
+// QUERY_LIMIT_EXCEEDED, 429 OPERATION_TIME_LIMIT), dial errors, definite API
+// errors and errors that are not ours.
+func IsAmbiguous(err error) bool {
+	if err == nil {
+		return false
+	}
+	if te, ok := errors.AsType[*TransportError](err); ok {
+		return te.Ambiguous
+	}
+	if e, ok := errors.AsType[*Error](err); ok {
+		return e.Class() == Transient
+	}
+	return false
+}
+
+// redacted replaces each secret in text.
+const redacted = "***"
+
+// Redact returns s with every non-empty secret replaced by "***", also in its
+// URL query- and path-escaped forms (tokens travel in query strings). Safe to
+// call with no secrets. Longer secrets are replaced first so that a secret
+// containing another is not half-redacted.
+func Redact(s string, secrets ...string) string {
+	var forms []string
+	for _, sec := range secrets {
+		if sec == "" {
+			continue
+		}
+		forms = append(forms, sec, url.QueryEscape(sec), url.PathEscape(sec))
+	}
+	// Longest first.
+	for i := 1; i < len(forms); i++ {
+		for j := i; j > 0 && len(forms[j]) > len(forms[j-1]); j-- {
+			forms[j], forms[j-1] = forms[j-1], forms[j]
+		}
+	}
+	for _, f := range forms {
+		s = strings.ReplaceAll(s, f, redacted)
+	}
+	return s
+}
+
+// redactError rewrites err so that its text holds no secret: a *url.Error
+// (which embeds the full request URL) gets a redacted copy of its URL and
+// keeps its cause for errors.Is/As; any other error whose text contains a
+// secret is replaced by a plain error with the redacted text.
+func redactError(err error, secrets ...string) error {
+	if err == nil {
+		return nil
+	}
+	if ue, ok := err.(*url.Error); ok {
+		inner := ue.Err
+		if inner != nil && Redact(inner.Error(), secrets...) != inner.Error() {
+			inner = redactError(inner, secrets...)
+		}
+		return &url.Error{Op: ue.Op, URL: Redact(ue.URL, secrets...), Err: inner}
+	}
+	if msg := Redact(err.Error(), secrets...); msg != err.Error() {
+		// Keep the cause for errors.Is (context.DeadlineExceeded...) only
+		// when its own text is clean.
+		cause := errors.Unwrap(err)
+		if cause != nil && Redact(cause.Error(), secrets...) != cause.Error() {
+			cause = nil
+		}
+		return &redactedError{msg: msg, cause: cause}
+	}
+	return err
+}
+
+// redactedError carries a redacted message and, when its text is free of
+// secrets, the cause.
+type redactedError struct {
+	msg   string
+	cause error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.cause }

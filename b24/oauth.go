@@ -1,0 +1,327 @@
+package b24
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+)
+
+// OAuthConfig configures an OAuth (local or market application) client.
+type OAuthConfig struct {
+	PortalURL    string // https://example.bitrix24.ru/ (calls go to PortalURL + "rest/" + method)
+	ClientID     string // application client_id, required
+	ClientSecret string // application client_secret, required
+	// Token is the initial pair; a newer pair in the TokenStore wins. It may
+	// be empty when a TokenStore is set.
+	Token         Token
+	TokenEndpoint string // default https://oauth.bitrix.info/oauth/token/
+	StoreKey      string // key for the TokenStore, default the portal host
+}
+
+// Token is an OAuth token pair. ExpiresAt is when AccessToken expires (zero
+// when unknown); it also orders pairs: the later ExpiresAt is the newer pair.
+type Token struct {
+	AccessToken, RefreshToken string
+	ExpiresAt                 time.Time
+}
+
+// Format prints the pair with both tokens replaced by "***" (and whether
+// each is set), for every verb, so that logging a Token never leaks it.
+func (t Token) Format(f fmt.State, _ rune) {
+	mask := func(s string) string {
+		if s == "" {
+			return `""`
+		}
+		return redacted
+	}
+	fmt.Fprintf(f, "b24.Token{AccessToken:%s RefreshToken:%s ExpiresAt:%s}",
+		mask(t.AccessToken), mask(t.RefreshToken), t.ExpiresAt.Format(time.RFC3339))
+}
+
+// Format prints the configuration with ClientSecret and the tokens replaced
+// by "***", for every verb.
+func (c OAuthConfig) Format(f fmt.State, _ rune) {
+	fmt.Fprintf(f, "b24.OAuthConfig{PortalURL:%s ClientID:%s ClientSecret:*** Token:%v TokenEndpoint:%s StoreKey:%s}",
+		c.PortalURL, c.ClientID, c.Token, c.TokenEndpoint, c.StoreKey)
+}
+
+// TokenStore keeps the newest token pair of a portal across processes (a
+// refresh token is single-use: whoever refreshes must publish the new pair).
+// Load returns ok=false when nothing is stored. Implementations must be safe
+// for concurrent use.
+type TokenStore interface {
+	Load(ctx context.Context, key string) (Token, bool, error)
+	Save(ctx context.Context, key string, t Token) error
+}
+
+// oauthState is the token of one OAuth client. gen counts token changes: a
+// caller remembers the gen it sent with and refreshes only if no newer token
+// arrived meanwhile, so 20 callers failing with the same token cause one
+// refresh.
+type oauthState struct {
+	clientID, clientSecret string
+	endpoint               string
+	storeKey               string
+
+	mu       sync.Mutex
+	tok      Token
+	gen      uint64
+	loaded   bool          // the TokenStore was consulted
+	inflight chan struct{} // closed when the running refresh ends; nil if none
+	lastErr  error         // outcome of the last refresh
+	old      []string      // earlier tokens, still redacted from error texts
+}
+
+// NewOAuth returns a client that calls PortalURL + "rest/" + method with the
+// access token as `auth`, refreshing it once on expired_token/invalid_token.
+// PortalURL and TokenEndpoint must be https:// (http:// for loopback hosts).
+// It reports every configuration problem at once; errors hold no secret.
+func NewOAuth(cfg OAuthConfig, opts ...Option) (*Client, error) {
+	var errs []error
+	o := applyOptions(opts)
+	portal, err := parseBaseURL("PortalURL", cfg.PortalURL, o.httpHosts)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if cfg.TokenEndpoint == "" {
+		cfg.TokenEndpoint = DefaultTokenEndpoint
+	}
+	endpoint, err := parseBaseURL("TokenEndpoint", cfg.TokenEndpoint, o.httpHosts)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if cfg.ClientID == "" {
+		errs = append(errs, errors.New("b24: OAuth ClientID is required"))
+	}
+	if cfg.ClientSecret == "" {
+		errs = append(errs, errors.New("b24: OAuth ClientSecret is required"))
+	}
+	c := newClient(o)
+	if c.store == nil && cfg.Token.AccessToken == "" && cfg.Token.RefreshToken == "" {
+		errs = append(errs, errors.New("b24: OAuth Token is required without a TokenStore"))
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if !strings.HasSuffix(portal.Path, "/") {
+		portal.Path += "/"
+	}
+	key := cfg.StoreKey
+	if key == "" {
+		key = portal.Host
+	}
+	c.cred = &credentials{base: portal.String() + "rest/", display: portal.String()}
+	c.oauth = &oauthState{
+		clientID:     cfg.ClientID,
+		clientSecret: cfg.ClientSecret,
+		endpoint:     endpoint.String(),
+		storeKey:     key,
+		tok:          cfg.Token,
+		loaded:       c.store == nil,
+	}
+	return c, nil
+}
+
+// Token returns the client's current token pair (for an OAuth client; the
+// zero Token for a webhook client). It does not consult the TokenStore.
+func (c *Client) Token() Token {
+	if c.oauth == nil {
+		return Token{}
+	}
+	c.oauth.mu.Lock()
+	defer c.oauth.mu.Unlock()
+	return c.oauth.tok
+}
+
+func (o *oauthState) secrets() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]string{o.clientSecret, o.tok.AccessToken, o.tok.RefreshToken}, o.old...)
+}
+
+// newer reports whether a is a newer pair than b.
+func newer(a, b Token) bool {
+	if a.AccessToken == "" && a.RefreshToken == "" {
+		return false
+	}
+	if b.AccessToken == "" && b.RefreshToken == "" {
+		return true
+	}
+	return a.ExpiresAt.After(b.ExpiresAt)
+}
+
+// setLocked installs t as the current token. o.mu must be held.
+func (o *oauthState) setLocked(t Token) {
+	if t.RefreshToken == "" { // the server may omit an unchanged refresh token
+		t.RefreshToken = o.tok.RefreshToken
+	}
+	o.old = append(o.old, o.tok.AccessToken, o.tok.RefreshToken)
+	if len(o.old) > 8 {
+		o.old = o.old[len(o.old)-8:]
+	}
+	o.tok = t
+	o.gen++
+}
+
+// current returns the token to send and its generation, loading the
+// TokenStore on first use and refreshing first when there is no access token
+// or it is known to be expired.
+func (o *oauthState) current(ctx context.Context, c *Client) (Token, uint64, error) {
+	o.mu.Lock()
+	if !o.loaded {
+		stored, ok, err := c.store.Load(ctx, o.storeKey)
+		if err != nil {
+			o.mu.Unlock()
+			return Token{}, 0, fmt.Errorf("load token: %s", Redact(err.Error(), o.clientSecret, o.tok.AccessToken, o.tok.RefreshToken))
+		}
+		if ok && newer(stored, o.tok) {
+			o.setLocked(stored)
+		}
+		o.loaded = true
+	}
+	tok, gen := o.tok, o.gen
+	o.mu.Unlock()
+	if tok.AccessToken == "" || (!tok.ExpiresAt.IsZero() && !time.Now().Before(tok.ExpiresAt)) {
+		if _, err := o.refresh(ctx, c, gen); err != nil {
+			return Token{}, 0, fmt.Errorf("refresh token: %w", err)
+		}
+		o.mu.Lock()
+		tok, gen = o.tok, o.gen
+		o.mu.Unlock()
+	}
+	return tok, gen, nil
+}
+
+// refresh replaces the token of generation failedGen, once: if a newer token
+// exists it is returned; if a refresh is running the caller waits for it;
+// otherwise this caller refreshes. The refresh runs detached from the
+// caller's cancellation (bounded by the client timeout), because abandoning a
+// refresh whose answer is lost would burn the single-use refresh token.
+func (o *oauthState) refresh(ctx context.Context, c *Client, failedGen uint64) (Token, error) {
+	o.mu.Lock()
+	if o.gen > failedGen {
+		t := o.tok
+		o.mu.Unlock()
+		return t, nil
+	}
+	if ch := o.inflight; ch != nil {
+		o.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return Token{}, ctx.Err()
+		}
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		if o.gen > failedGen {
+			return o.tok, nil
+		}
+		return Token{}, o.lastErr
+	}
+	ch := make(chan struct{})
+	o.inflight = ch
+	cur := o.tok
+	o.mu.Unlock()
+
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
+	defer cancel()
+	t, fromStore, err := o.obtain(rctx, c, cur)
+	if err == nil && c.store != nil && !fromStore {
+		if serr := c.store.Save(rctx, o.storeKey, t); serr != nil {
+			// The new pair works in this process; another process that
+			// loads the old pair will fail its refresh and load again.
+			c.logger.Warn("b24: saving refreshed OAuth token failed", "portal", c.cred.display,
+				"err", Redact(serr.Error(), o.clientSecret, t.AccessToken, t.RefreshToken, cur.RefreshToken))
+		}
+	}
+
+	o.mu.Lock()
+	if err == nil {
+		o.setLocked(t)
+		t = o.tok
+	}
+	o.lastErr = err
+	o.inflight = nil
+	close(ch)
+	o.mu.Unlock()
+	return t, err
+}
+
+// obtain gets a token newer than cur: first from the TokenStore (another
+// process may have refreshed already, and cur's refresh token is then spent),
+// else from the token endpoint.
+func (o *oauthState) obtain(ctx context.Context, c *Client, cur Token) (Token, bool, error) {
+	if c.store != nil {
+		stored, ok, err := c.store.Load(ctx, o.storeKey)
+		if err == nil && ok && stored.AccessToken != cur.AccessToken && newer(stored, cur) {
+			return stored, true, nil
+		}
+	}
+	if cur.RefreshToken == "" {
+		return Token{}, false, errors.New("no refresh token")
+	}
+	t, err := o.requestToken(ctx, c, cur.RefreshToken)
+	return t, false, err
+}
+
+// requestToken asks the OAuth server for a new pair:
+// GET endpoint?grant_type=refresh_token&client_id=..&client_secret=..&refresh_token=..
+func (o *oauthState) requestToken(ctx context.Context, c *Client, refreshToken string) (Token, error) {
+	const method = "oauth.token"
+	secrets := []string{o.clientSecret, refreshToken}
+	q := url.Values{
+		"grant_type":    {"refresh_token"},
+		"client_id":     {o.clientID},
+		"client_secret": {o.clientSecret},
+		"refresh_token": {refreshToken},
+	}
+	sep := "?"
+	if strings.Contains(o.endpoint, "?") {
+		sep = "&"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, o.endpoint+sep+q.Encode(), nil)
+	if err != nil {
+		return Token{}, &TransportError{Method: method, Err: redactError(err, secrets...)}
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "b24queue")
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return Token{}, &TransportError{Method: method, Err: redactError(err, secrets...), Ambiguous: true}
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return Token{}, &TransportError{Method: method, Err: redactError(err, secrets...), Ambiguous: true}
+	}
+	var ans struct {
+		AccessToken  string          `json:"access_token"`
+		RefreshToken string          `json:"refresh_token"`
+		ExpiresIn    flexInt         `json:"expires_in"`
+		Error        json.RawMessage `json:"error"`
+		Desc         string          `json:"error_description"`
+	}
+	if err := json.Unmarshal(raw, &ans); err != nil {
+		return Token{}, &TransportError{Method: method, Ambiguous: true,
+			Err: fmt.Errorf("HTTP %d: answer is not JSON: %s", resp.StatusCode, snippet(raw, secrets))}
+	}
+	if code := errorCode(ans.Error); code != "" {
+		return Token{}, &Error{Code: code, Description: Redact(ans.Desc, secrets...), HTTPStatus: resp.StatusCode, Method: method}
+	}
+	if resp.StatusCode != http.StatusOK || ans.AccessToken == "" {
+		return Token{}, &TransportError{Method: method, Ambiguous: true,
+			Err: fmt.Errorf("HTTP %d: answer without access_token", resp.StatusCode)}
+	}
+	t := Token{AccessToken: ans.AccessToken, RefreshToken: ans.RefreshToken}
+	if ans.ExpiresIn > 0 {
+		t.ExpiresAt = time.Now().Add(time.Duration(ans.ExpiresIn) * time.Second)
+	}
+	return t, nil
+}

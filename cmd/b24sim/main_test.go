@@ -1,0 +1,109 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/b24queue/b24queue/internal/testutil"
+)
+
+func TestRunServesAndShutsDown(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	outR, outW := io.Pipe()
+	var stderr testutil.SyncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--listen", "127.0.0.1:0", "--secret", "topsecret", "--burst", "3", "--rate", "1"}, outW, &stderr)
+		outW.Close()
+	}()
+
+	line, err := bufio.NewReader(outR).ReadString('\n')
+	if err != nil {
+		t.Fatalf("read stdout: %v (stderr: %s)", err, stderr.String())
+	}
+	webhook, ok := strings.CutPrefix(strings.TrimSpace(line), "B24_WEBHOOK_URL=")
+	if !ok || !strings.HasSuffix(webhook, "/rest/1/topsecret/") {
+		t.Fatalf("first stdout line %q", line)
+	}
+	go io.Copy(io.Discard, outR)
+
+	var codes []int
+	for range 4 {
+		resp, err := http.Post(webhook+"department.add", "application/json", strings.NewReader(`{"NAME":"Sales","PARENT":1}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		codes = append(codes, resp.StatusCode)
+	}
+	if want := []int{200, 200, 200, 503}; !slices.Equal(codes, want) {
+		t.Errorf("statuses %v, want %v (burst flag applied)", codes, want)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not return after cancel")
+	}
+	logs := stderr.String()
+	if strings.Contains(logs, "topsecret") {
+		t.Errorf("secret in logs:\n%s", logs)
+	}
+	if n := strings.Count(logs, `"method":"department.add"`); n != 4 {
+		t.Errorf("%d request log lines, want 4:\n%s", n, logs)
+	}
+	if !strings.Contains(logs, `"outcome":"QUERY_LIMIT_EXCEEDED"`) || !strings.Contains(logs, `"latency"`) {
+		t.Errorf("log lines lack outcome/latency:\n%s", logs)
+	}
+}
+
+func TestRunUsage(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		args    []string
+		usage   bool
+		help    bool
+		stderrs string
+	}{
+		{"help", []string{"--help"}, false, true, "-operating-window duration"},
+		{"unknown flag", []string{"--nope"}, true, false, "flag provided but not defined"},
+		{"stray argument", []string{"extra"}, true, false, ""},
+		{"invalid config", []string{"--listen", "127.0.0.1:0", "--error-rate", "2"}, true, false, ""},
+		{"bad address", []string{"--listen", "256.0.0.1:99999"}, true, false, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var stdout, stderr bytes.Buffer
+			err := run(context.Background(), tt.args, &stdout, &stderr)
+			if tt.help != errors.Is(err, flag.ErrHelp) {
+				t.Errorf("err %v, help %v", err, tt.help)
+			}
+			if tt.usage != errors.As(err, new(usageError)) {
+				t.Errorf("err %v, usage error %v", err, tt.usage)
+			}
+			if !strings.Contains(stderr.String(), tt.stderrs) {
+				t.Errorf("stderr %q lacks %q", stderr.String(), tt.stderrs)
+			}
+			if stdout.Len() != 0 {
+				t.Errorf("stdout %q, want nothing", stdout.String())
+			}
+		})
+	}
+}

@@ -1,0 +1,378 @@
+// Package api is the worker's HTTP enqueue API for services not written in
+// Go: one department, one workplace, a whole import, an import's status. It
+// accepts and rejects exactly what the enqueue command does (the same
+// constructors and the same importer validation), and answers in JSON.
+//
+// Authentication is not done here: the worker mounts this handler behind the
+// side port's basic auth (worker.Mount).
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/b24queue/b24queue/importer"
+	"github.com/b24queue/b24queue/internal/config"
+	"github.com/b24queue/b24queue/tasks"
+)
+
+// Body size limits. A task is a few hundred bytes; an import of 50,000
+// departments fits in 8 MiB. Larger bodies are answered 413 without being
+// read in full.
+const (
+	MaxTaskBody   = 64 << 10
+	MaxImportBody = 8 << 20
+)
+
+// RequestTimeout bounds the Redis work of one request.
+const RequestTimeout = 30 * time.Second
+
+// ErrorBody is every error answer: a summary and, for invalid input, one
+// entry per problem ("line 3: department \"x\": name is empty" for files).
+type ErrorBody struct {
+	Error    string   `json:"error"`
+	Problems []string `json:"problems,omitempty"`
+}
+
+// TaskAccepted is the 202 answer of POST /v1/departments and /v1/workplaces.
+type TaskAccepted struct {
+	TaskID string `json:"task_id"`
+	Queue  string `json:"queue"`
+}
+
+// ImportAccepted is the 202 answer of POST /v1/imports.
+type ImportAccepted struct {
+	ID             string `json:"id"`
+	Total          int    `json:"total"`
+	Enqueued       int    `json:"enqueued"`
+	AlreadyCreated int    `json:"already_created"`
+	// Existing is true when an import with this ID was submitted before.
+	Existing bool `json:"existing"`
+}
+
+// DepartmentRequest is the body of POST /v1/departments. Parent is required
+// (0 asks for a new top-level department), like --parent of the command.
+type DepartmentRequest struct {
+	Portal string `json:"portal"`
+	Name   string `json:"name"`
+	Parent *int64 `json:"parent"`
+	Sort   int    `json:"sort"`
+	Head   int64  `json:"head"`
+}
+
+// WorkplaceRequest is the body of POST /v1/workplaces.
+type WorkplaceRequest struct {
+	Portal  string  `json:"portal"`
+	Title   string  `json:"title"`
+	TypeIDs []int64 `json:"type_ids"`
+}
+
+// server holds what the handlers share; it is safe for concurrent use as
+// long as its parts are (asynq.Client and tasks.Imports are).
+type server struct {
+	imports *tasks.Imports
+	client  *asynq.Client
+	logger  *slog.Logger
+}
+
+// New returns the API handler. Routes (Go 1.22 patterns, full paths, so
+// mount it at "/v1/"):
+//
+//	POST /v1/departments   DepartmentRequest (application/json)   → 202 TaskAccepted
+//	POST /v1/workplaces    WorkplaceRequest  (application/json)   → 202 TaskAccepted
+//	POST /v1/imports       an import file; ?id=IMPORT_ID&portal=P → 202 ImportAccepted
+//	GET  /v1/imports/{id}  the status JSON of `enqueue status --json`, 404 if unknown
+//
+// The import body is JSON (application/json) as in design.md; YAML
+// (application/yaml) and CSV (text/csv) are accepted too. Errors are
+// ErrorBody: 400 invalid input (every problem listed, nothing enqueued),
+// 404 unknown import or path, 405 wrong method, 409 import ID already used
+// for other content or another portal, 413 body over MaxTaskBody or
+// MaxImportBody, 415 wrong Content-Type, 503 Redis failed. logger nil
+// discards logs.
+func New(imports *tasks.Imports, client *asynq.Client, logger *slog.Logger) http.Handler {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &server{imports: imports, client: client, logger: logger}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/departments", s.department)
+	mux.HandleFunc("POST /v1/workplaces", s.workplace)
+	mux.HandleFunc("POST /v1/imports", s.submitImport)
+	mux.HandleFunc("GET /v1/imports/{id}", s.importStatus)
+	// The same paths without a method catch the other methods, so that a
+	// 405 is JSON like every other answer.
+	mux.Handle("/v1/departments", methodNotAllowed(http.MethodPost))
+	mux.Handle("/v1/workplaces", methodNotAllowed(http.MethodPost))
+	mux.Handle("/v1/imports", methodNotAllowed(http.MethodPost))
+	mux.Handle("/v1/imports/{id}", methodNotAllowed(http.MethodGet, http.MethodHead))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, ErrorBody{Error: "no such endpoint: " + r.URL.Path})
+	})
+	return mux
+}
+
+func methodNotAllowed(allowed ...string) http.Handler {
+	allow := ""
+	for i, m := range allowed {
+		if i > 0 {
+			allow += ", "
+		}
+		allow += m
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		writeJSON(w, http.StatusMethodNotAllowed, ErrorBody{Error: "method " + r.Method + " not allowed; use " + allow})
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// mediaType returns the request's media type, lower case, without
+// parameters ("" when absent or malformed).
+func mediaType(r *http.Request) string {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil {
+		return ""
+	}
+	return mt
+}
+
+// readBody reads the whole body up to limit. On failure it has answered
+// (413 when too large) and returns false.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool) {
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		writeJSON(w, http.StatusRequestEntityTooLarge, ErrorBody{Error: fmt.Sprintf("body larger than %d bytes", limit)})
+		return nil, false
+	case err != nil:
+		writeJSON(w, http.StatusBadRequest, ErrorBody{Error: "read body: " + err.Error()})
+		return nil, false
+	}
+	return data, true
+}
+
+// decodeTask decodes a single-task JSON body strictly: application/json,
+// at most MaxTaskBody, no unknown fields, one value. On failure it has
+// answered and returns false.
+func decodeTask(w http.ResponseWriter, r *http.Request, v any) bool {
+	if mediaType(r) != "application/json" {
+		writeJSON(w, http.StatusUnsupportedMediaType, ErrorBody{Error: "Content-Type must be application/json"})
+		return false
+	}
+	data, ok := readBody(w, r, MaxTaskBody)
+	if !ok {
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeJSON(w, http.StatusBadRequest, ErrorBody{Error: "invalid JSON body", Problems: []string{jsonProblem(err)}})
+		return false
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		writeJSON(w, http.StatusBadRequest, ErrorBody{Error: "invalid JSON body", Problems: []string{"unexpected data after the JSON object"}})
+		return false
+	}
+	return true
+}
+
+// jsonProblem words a decoding error for the caller, without Go type names.
+func jsonProblem(err error) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Sprintf("syntax error at byte %d: %s", syn.Offset, syn.Error())
+	case errors.As(err, &typ):
+		return fmt.Sprintf("field %q: expected %s, got JSON %s", typ.Field, typ.Type.Kind(), typ.Value)
+	case errors.Is(err, io.EOF):
+		return "empty body"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "body ends in the middle of the JSON value"
+	}
+	return err.Error() // e.g. `json: unknown field "x"`
+}
+
+func (s *server) department(w http.ResponseWriter, r *http.Request) {
+	var req DepartmentRequest
+	if !decodeTask(w, r, &req) {
+		return
+	}
+	if req.Parent == nil {
+		writeJSON(w, http.StatusBadRequest, ErrorBody{Error: "invalid department", Problems: []string{"parent is required (0 for a new top-level department)"}})
+		return
+	}
+	task, err := tasks.NewDepartmentTask(tasks.DepartmentPayload{Portal: req.Portal, Name: req.Name, Parent: *req.Parent, Sort: req.Sort, Head: req.Head})
+	s.enqueue(w, r, "department", task, err)
+}
+
+func (s *server) workplace(w http.ResponseWriter, r *http.Request) {
+	var req WorkplaceRequest
+	if !decodeTask(w, r, &req) {
+		return
+	}
+	task, err := tasks.NewWorkplaceTask(tasks.WorkplacePayload{Portal: req.Portal, Title: req.Title, TypeIDs: req.TypeIDs})
+	s.enqueue(w, r, "workplace", task, err)
+}
+
+// enqueue answers for a task built by a tasks constructor (buildErr is its
+// error): 400 with the problems, 503 if Redis failed, else 202.
+func (s *server) enqueue(w http.ResponseWriter, r *http.Request, what string, task *asynq.Task, buildErr error) {
+	var verr *tasks.ValidationError
+	switch {
+	case errors.As(buildErr, &verr):
+		writeJSON(w, http.StatusBadRequest, ErrorBody{Error: "invalid " + what, Problems: verr.Problems})
+		return
+	case buildErr != nil:
+		s.logger.ErrorContext(r.Context(), "build task", "type", what, "err", buildErr)
+		writeJSON(w, http.StatusInternalServerError, ErrorBody{Error: "could not build the task"})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), RequestTimeout)
+	defer cancel()
+	info, err := s.client.EnqueueContext(ctx, task)
+	if err != nil {
+		s.logger.ErrorContext(ctx, "enqueue", "type", what, "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, ErrorBody{Error: "could not enqueue: the queue's Redis failed"})
+		return
+	}
+	writeJSON(w, http.StatusAccepted, TaskAccepted{TaskID: info.ID, Queue: info.Queue})
+}
+
+// importFormats maps accepted Content-Types of an import body to formats.
+var importFormats = map[string]importer.Format{
+	"application/json":   importer.JSON,
+	"application/yaml":   importer.YAML,
+	"application/x-yaml": importer.YAML,
+	"text/yaml":          importer.YAML,
+	"text/x-yaml":        importer.YAML,
+	"text/csv":           importer.CSV,
+}
+
+// ImportLimits are the importer limits of an HTTP import body.
+var ImportLimits = importer.Limits{MaxBytes: MaxImportBody, MaxRows: importer.DefaultLimits.MaxRows, MaxDepth: importer.DefaultLimits.MaxDepth}
+
+func (s *server) submitImport(w http.ResponseWriter, r *http.Request) {
+	format, ok := importFormats[mediaType(r)]
+	if !ok {
+		writeJSON(w, http.StatusUnsupportedMediaType, ErrorBody{Error: "Content-Type must be application/json (or application/yaml, text/csv)"})
+		return
+	}
+	q := r.URL.Query()
+	id, portal := q.Get("id"), q.Get("portal")
+	if portal == "" {
+		portal = tasks.DefaultPortal
+	}
+	var problems []string
+	if id != "" {
+		if err := importer.ValidateID(id); err != nil {
+			problems = append(problems, err.Error())
+		}
+	}
+	if !config.ValidPortalName(portal) {
+		problems = append(problems, fmt.Sprintf("portal %q: must match ^[a-z0-9][a-z0-9_-]{0,62}$", portal))
+	}
+	if problems != nil {
+		writeJSON(w, http.StatusBadRequest, ErrorBody{Error: "invalid query", Problems: problems})
+		return
+	}
+	raw, ok := readBody(w, r, MaxImportBody)
+	if !ok {
+		return
+	}
+	f, err := ImportLimits.ParseBytes(format, raw)
+	if err == nil {
+		err = f.Validate()
+	}
+	if s.badImport(w, err) {
+		return
+	}
+	// An empty id is derived by Submit from the content, exactly as for
+	// `enqueue import`, so the same file gets the same ID either way.
+	ctx, cancel := context.WithTimeout(r.Context(), RequestTimeout)
+	defer cancel()
+	res, err := s.imports.Submit(ctx, portal, id, f)
+	if s.badImport(w, err) {
+		return
+	}
+	writeJSON(w, http.StatusAccepted, ImportAccepted{
+		ID: res.ID, Total: res.Total, Enqueued: res.Enqueued, AlreadyCreated: res.AlreadyCreated, Existing: res.Existing,
+	})
+}
+
+// badImport answers for a non-nil error of parsing, validating or submitting
+// an import and reports whether it did.
+func (s *server) badImport(w http.ResponseWriter, err error) bool {
+	if err == nil {
+		return false
+	}
+	var verr *importer.ValidationError
+	var tverr *tasks.ValidationError
+	switch {
+	case errors.As(err, &verr):
+		writeJSON(w, http.StatusBadRequest, ErrorBody{Error: "invalid import file", Problems: ProblemStrings(verr.Problems)})
+		return true
+	case errors.As(err, &tverr):
+		writeJSON(w, http.StatusBadRequest, ErrorBody{Error: "invalid import", Problems: tverr.Problems})
+		return true
+	case errors.Is(err, importer.ErrInvalidID):
+		writeJSON(w, http.StatusBadRequest, ErrorBody{Error: "invalid import", Problems: []string{err.Error()}})
+		return true
+	case errors.Is(err, importer.ErrConflict):
+		writeJSON(w, http.StatusConflict, ErrorBody{Error: "an import with this ID exists with other content or for another portal; choose another ?id="})
+		return true
+	}
+	s.logger.Error("submit import", "err", err)
+	writeJSON(w, http.StatusServiceUnavailable, ErrorBody{Error: "could not submit the import: the queue's Redis failed"})
+	return true
+}
+
+// ProblemStrings renders import problems as the API lists them:
+// "line 3: department \"x\": name is empty".
+func ProblemStrings(ps []importer.Problem) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
+	}
+	return out
+}
+
+func (s *server) importStatus(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if importer.ValidateID(id) != nil {
+		writeJSON(w, http.StatusNotFound, ErrorBody{Error: fmt.Sprintf("no import %q", id)})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), RequestTimeout)
+	defer cancel()
+	st, err := s.imports.Status(ctx, id)
+	switch {
+	case errors.Is(err, importer.ErrNotFound):
+		writeJSON(w, http.StatusNotFound, ErrorBody{Error: fmt.Sprintf("no import %q", id)})
+		return
+	case err != nil:
+		s.logger.ErrorContext(ctx, "import status", "import_id", id, "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, ErrorBody{Error: "could not read the import: the queue's Redis failed"})
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}

@@ -1,0 +1,321 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"text/tabwriter"
+
+	"github.com/b24queue/b24queue/importer"
+	"github.com/b24queue/b24queue/internal/config"
+	"github.com/b24queue/b24queue/internal/progress"
+	"github.com/b24queue/b24queue/tasks"
+)
+
+const importHelp = `Usage: enqueue import FILE [--id IMPORT_ID] [--dry-run] [--wait] [--portal P]
+
+Import an org structure: departments (parents before children) and digital
+workplaces from a YAML (.yaml, .yml), JSON (.json) or CSV (.csv) file.
+
+The whole file is validated first. If anything is wrong, every problem is
+printed as FILE:LINE: message, nothing is enqueued and the exit code is 2.
+Otherwise the roots (departments with parent_id) and the workplaces are
+enqueued at once; each other department is enqueued by the workers as soon as
+its parent exists. The import ID is printed; follow it with 'enqueue status'.
+
+Running the same file again is safe: the import ID is derived from the file's
+content, and items already created are not created again.
+
+Flags:
+  --id IMPORT_ID   import ID (letters, digits, '.', '_', '-'; at most 128)
+                   (default: derived from the file's content, imp-<16 hex digits>)
+  --dry-run        validate and print the plan (departments by depth, roots,
+                   workplaces); enqueue nothing; Redis is not needed
+  --wait           follow the import until it is finished: a progress bar on a
+                   terminal, a line every 2 s otherwise; exit 1 if any item failed
+  --portal P       portal name as configured on the worker (default $B24_PORTAL or "default")
+
+File format (JSON; YAML has the same fields; CSV columns key,name,parent,parent_id,sort,head):
+  {"departments": [
+     {"key": "sales", "name": "Sales", "parent_id": 1, "sort": 100, "head": 7},
+     {"key": "sales-eu", "name": "Sales EU", "parent": "sales"}],
+   "workplaces": [{"key": "hr", "title": "HR", "type_ids": [1, 2]}]}
+A department has exactly one of parent (a key in the file) or parent_id (an
+existing department's ID in the portal). YAML and JSON may also nest
+departments in "children" lists.
+
+Examples:
+  enqueue import org.yaml --dry-run
+  enqueue import org.yaml --wait
+  enqueue import org.csv --id org-2024-06 --portal acme
+
+` + envHelp
+
+const statusHelp = `Usage: enqueue status IMPORT_ID [--json]
+
+Show an import's progress: how many items are created, pending in the queue,
+waiting for their parent to be created, and failed (with the reason), and the
+IDs of the created items by key.
+
+Exit code 0 when the import is known and no item failed, 1 when an item failed,
+the import is unknown or Redis is unreachable, 2 on a usage error.
+
+Flags:
+  --json   print the status as JSON, a stable interface:
+           {"id": "...", "portal": "...", "done": false,
+            "counts": {"total": 0, "created": 0, "pending": 0, "waiting": 0, "failed": 0},
+            "created": {"KEY": ID, ...}, "failed": {"KEY": "reason", ...}}
+
+Examples:
+  enqueue status imp-3f2a9c0d1e4b5a69
+  enqueue status org-2024-06 --json | jq '.counts'
+
+` + envHelp
+
+func (e *env) importFile(ctx context.Context, args []string) int {
+	const cmd = "import"
+	fs := newFlags(cmd)
+	id := fs.String("id", "", "")
+	dryRun := fs.Bool("dry-run", false, "")
+	wait := fs.Bool("wait", false, "")
+	portalFlag := fs.String("portal", "", "")
+	pos, code, ok := e.parse(fs, cmd, importHelp, args)
+	if !ok {
+		return code
+	}
+	switch {
+	case len(pos) == 0:
+		return e.usageErr(cmd, "missing FILE")
+	case len(pos) > 1:
+		return e.usageErr(cmd, "unexpected argument %q after FILE", pos[1])
+	case *id != "" && importer.ValidateID(*id) != nil:
+		return e.usageErr(cmd, "--id %q: must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit", *id)
+	case *dryRun && *wait:
+		return e.usageErr(cmd, "--dry-run and --wait exclude each other")
+	}
+	path := pos[0]
+	portal := e.portalFor(*portalFlag)
+	if !config.ValidPortalName(portal) {
+		return e.usageErr(cmd, "portal %q: must match ^[a-z0-9][a-z0-9_-]{0,62}$", portal)
+	}
+
+	f, err := LoadFile(path)
+	var verr *importer.ValidationError
+	switch {
+	case errors.As(err, &verr):
+		for _, p := range verr.Problems {
+			fmt.Fprintln(e.stderr, FileProblem(path, p))
+		}
+		fmt.Fprintf(e.stderr, "enqueue import: %s: %d problem(s); nothing was enqueued\n", path, len(verr.Problems))
+		return ExitUsage
+	case err != nil:
+		return e.usageErr(cmd, "%v", err)
+	}
+	if *dryRun {
+		fmt.Fprintf(e.stdout, "import %s for portal %s: dry run, nothing enqueued\n%s\n", DerivedID(*id, portal, f), portal, f.Plan())
+		return ExitOK
+	}
+
+	conn, code := e.connect(ctx, cmd)
+	if conn == nil {
+		return code
+	}
+	defer conn.Close()
+	// Items are grouped for the workers' batch aggregation (B24_BATCH on
+	// the worker decides the batch size; 0 makes batches of one).
+	im := tasks.NewImports(conn.rdb, conn.client, e.app.Prefix, e.logger(), tasks.WithBatch(true))
+	res, err := im.Submit(ctx, portal, *id, f)
+	var tverr *tasks.ValidationError
+	switch {
+	case errors.As(err, &verr):
+		for _, p := range verr.Problems {
+			fmt.Fprintln(e.stderr, FileProblem(path, p))
+		}
+		return ExitUsage
+	case errors.As(err, &tverr):
+		return e.printProblems(cmd, tverr)
+	case errors.Is(err, importer.ErrConflict):
+		return e.usageErr(cmd, "import %s exists with other content or for another portal; give this file another --id", res.ID)
+	case errors.Is(err, importer.ErrInvalidID):
+		return e.usageErr(cmd, "%v", err)
+	case err != nil:
+		return e.fail(cmd, fmt.Errorf("submit to Redis at %s: %w", conn.cfg.Redis, err))
+	}
+	fmt.Fprintln(e.stdout, SubmitLine(res))
+	if !*wait {
+		fmt.Fprintf(e.stdout, "follow it with: enqueue status %s\n", res.ID)
+		return ExitOK
+	}
+	return e.follow(ctx, cmd, res.ID, im.Status)
+}
+
+// DerivedID is the import ID Submit uses for f on portal when id is empty:
+// the content's ID (f.ID()), with "-PORTAL" appended for a portal other
+// than the default. A non-empty id is returned as is. The dry run prints it
+// so that the user knows the ID before submitting.
+func DerivedID(id, portal string, f *importer.File) string {
+	if id != "" {
+		return id
+	}
+	if portal == tasks.DefaultPortal || portal == "" {
+		return f.ID()
+	}
+	return f.ID() + "-" + portal
+}
+
+// LoadFile parses and validates the import file at path. Problems of the
+// file come back as one *importer.ValidationError; other errors (unknown
+// extension, unreadable file) are plain.
+func LoadFile(path string) (*importer.File, error) {
+	f, _, err := importer.ParseFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Validate(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// FileProblem formats a problem of the file at path the way compilers do,
+// so editors can jump to it: "FILE:LINE: message", or "FILE: message" for a
+// problem of the whole file.
+func FileProblem(path string, p importer.Problem) string {
+	line := p.Line
+	p.Line = 0
+	if line > 0 {
+		return path + ":" + strconv.Itoa(line) + ": " + p.String()
+	}
+	return path + ": " + p.String()
+}
+
+// SubmitLine describes a submitted import in one line.
+func SubmitLine(r tasks.SubmitResult) string {
+	s := fmt.Sprintf("import %s: %d items, %d enqueued now, %d already created", r.ID, r.Total, r.Enqueued, r.AlreadyCreated)
+	if r.Retried > 0 {
+		s += fmt.Sprintf(", %d failed items retried", r.Retried)
+	}
+	if r.Existing {
+		s += " (submitted before; resumed)"
+	}
+	return s
+}
+
+// snapshot is st for the progress display.
+func snapshot(st importer.Status) progress.Snapshot {
+	c := st.Counts
+	return progress.Snapshot{ID: st.ID, Done: st.Done, Counts: progress.Counts{
+		Total: c.Total, Created: c.Created, Pending: c.Pending, Waiting: c.Waiting, Failed: c.Failed,
+	}}
+}
+
+// follow shows the progress of import id until it is done and returns the
+// exit code: 0 when every item was created, 1 otherwise.
+func (e *env) follow(ctx context.Context, cmd, id string, status func(context.Context, string) (importer.Status, error)) int {
+	var last importer.Status
+	src := func(ctx context.Context) (progress.Snapshot, error) {
+		st, err := status(ctx, id)
+		if err != nil {
+			return progress.Snapshot{}, err
+		}
+		last = st
+		return snapshot(st), nil
+	}
+	display := progress.For(e.stdout, e.app.LineInterval, e.app.Now)
+	_, err := progress.Follow(ctx, src, display, e.app.PollInterval)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		// Interrupted: only the waiting stops, the workers go on.
+		fmt.Fprintf(e.stderr, "enqueue %s: stopped waiting; import %s goes on in the workers: enqueue status %s\n", cmd, id, id)
+		return ExitFailure
+	case err != nil:
+		return e.fail(cmd, fmt.Errorf("follow import %s: %w", id, err))
+	}
+	if len(last.Failed) > 0 || last.Counts.Failed > 0 {
+		fmt.Fprintf(e.stderr, "enqueue %s: %d item(s) of import %s failed:\n", cmd, max(last.Counts.Failed, len(last.Failed)), id)
+		writeFailures(e.stderr, last.Failed)
+		return ExitFailure
+	}
+	return ExitOK
+}
+
+func writeFailures(w io.Writer, failed map[string]string) {
+	for _, k := range slices.Sorted(maps.Keys(failed)) {
+		fmt.Fprintf(w, "  %s: %s\n", k, failed[k])
+	}
+}
+
+func (e *env) status(ctx context.Context, args []string) int {
+	const cmd = "status"
+	fs := newFlags(cmd)
+	asJSON := fs.Bool("json", false, "")
+	pos, code, ok := e.parse(fs, cmd, statusHelp, args)
+	if !ok {
+		return code
+	}
+	switch {
+	case len(pos) == 0:
+		return e.usageErr(cmd, "missing IMPORT_ID")
+	case len(pos) > 1:
+		return e.usageErr(cmd, "unexpected argument %q after IMPORT_ID", pos[1])
+	case importer.ValidateID(pos[0]) != nil:
+		return e.usageErr(cmd, "%q is not an import ID", pos[0])
+	}
+	conn, code := e.connect(ctx, cmd)
+	if conn == nil {
+		return code
+	}
+	defer conn.Close()
+	im := tasks.NewImports(conn.rdb, conn.client, e.app.Prefix, e.logger())
+	s, err := im.Status(ctx, pos[0])
+	switch {
+	case errors.Is(err, importer.ErrNotFound):
+		return e.fail(cmd, fmt.Errorf("no import %q in Redis at %s", pos[0], conn.cfg.Redis))
+	case err != nil:
+		return e.fail(cmd, fmt.Errorf("read import %s: %w", pos[0], err))
+	}
+	if *asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(s); err != nil {
+			return e.fail(cmd, err)
+		}
+	} else {
+		writeStatus(e.stdout, s)
+	}
+	if s.Counts.Failed > 0 || len(s.Failed) > 0 {
+		return ExitFailure
+	}
+	return ExitOK
+}
+
+// writeStatus prints s for people: state, counts, failures, created IDs.
+func writeStatus(w io.Writer, s importer.Status) {
+	state := "in progress"
+	if s.Done {
+		state = "done"
+	}
+	fmt.Fprintf(w, "import %s (portal %s): %s\n", s.ID, s.Portal, state)
+	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "  total\t%d\t\n", s.Counts.Total)
+	fmt.Fprintf(tw, "  created\t%d\t\n", s.Counts.Created)
+	fmt.Fprintf(tw, "  pending\t%d\t  in the queue\n", s.Counts.Pending)
+	fmt.Fprintf(tw, "  waiting\t%d\t  on their parent\n", s.Counts.Waiting)
+	fmt.Fprintf(tw, "  failed\t%d\t\n", s.Counts.Failed)
+	_ = tw.Flush()
+	if len(s.Failed) > 0 {
+		fmt.Fprintln(w, "failed:")
+		writeFailures(w, s.Failed)
+	}
+	if len(s.Created) > 0 {
+		fmt.Fprintln(w, "created (key: ID):")
+		for _, k := range slices.Sorted(maps.Keys(s.Created)) {
+			fmt.Fprintf(w, "  %s: %d\n", k, s.Created[k])
+		}
+	}
+}

@@ -1,0 +1,406 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Worker is the configuration of one worker process. LoadWorker returns it
+// validated and with every default applied.
+type Worker struct {
+	// Redis is where the queue, limiter state, import state and tokens live
+	// (REDIS_URL / --redis-url, REDIS_CLUSTER_ADDRS).
+	Redis Redis
+	// Portals are the portals served, sorted by name: those of the portals
+	// file (B24_PORTALS_FILE / --portals-file) and the portal "default" of
+	// B24_WEBHOOK_URL / --webhook-url. At least one.
+	Portals []Portal
+	// InsecureHTTPHosts are portal hosts (lower case) that may be reached
+	// over plain http:// besides loopback: B24_INSECURE_HTTP_HOSTS, comma
+	// separated, default none. Meant for the simulator in docker-compose,
+	// where it is not on the worker's loopback; never for a real portal.
+	InsecureHTTPHosts []string
+	// Defaults are the limits of a portal that does not set its own:
+	// B24_RATE / --rate (2), B24_BURST / --burst (50), B24_OPERATING_LIMIT /
+	// --operating-limit (480s), B24_OPERATING_WINDOW / --operating-window (10m).
+	Defaults Limits
+	// Timeout is the HTTP timeout of one REST call (B24_TIMEOUT / --timeout,
+	// default 30s). > 0.
+	Timeout time.Duration
+	// Concurrency is the asynq concurrency of this process
+	// (WORKER_CONCURRENCY / --concurrency, default 10). >= 1.
+	Concurrency int
+	// Listen is the address of the HTTP side port (WORKER_LISTEN / --listen,
+	// default 127.0.0.1:8080). Empty means off: --listen= or
+	// WORKER_LISTEN=off (or WORKER_LISTEN set to the empty string when loaded
+	// with LoadWorkerLookup). A non-loopback address requires MonitorUser
+	// and MonitorPassword.
+	Listen string
+	// MonitorUser and MonitorPassword are the basic-auth credentials of the
+	// dashboard and enqueue API (MONITOR_USER, MONITOR_PASSWORD; no flags, so
+	// the password stays out of the process list; default none). Both or
+	// neither are set. MonitorPassword is a secret.
+	MonitorUser, MonitorPassword string
+	// ShutdownTimeout bounds how long in-flight tasks may run after
+	// SIGTERM/SIGINT before they go back to the queue
+	// (WORKER_SHUTDOWN_TIMEOUT / --shutdown-timeout, default 30s). > 0.
+	ShutdownTimeout time.Duration
+	// Batch lets the worker combine calls into Bitrix24 batch requests
+	// (B24_BATCH / --batch, default true; 0/false/no/off turn it off).
+	Batch bool
+	// LogLevel is debug, info, warn or error, lower case
+	// (LOG_LEVEL / --log-level, default info). See Level.
+	LogLevel string
+}
+
+// Level returns LogLevel as a slog.Level (info for an unknown value, which
+// LoadWorker never returns).
+func (w Worker) Level() slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(w.LogLevel)); err != nil {
+		return slog.LevelInfo
+	}
+	return l
+}
+
+// Portal returns the portal named name.
+func (w Worker) Portal(name string) (Portal, bool) {
+	for _, p := range w.Portals {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return Portal{}, false
+}
+
+// String summarises the configuration without any secret.
+func (w Worker) String() string {
+	names := make([]string, len(w.Portals))
+	for i, p := range w.Portals {
+		names[i] = p.Name
+	}
+	auth := "off"
+	if w.MonitorUser != "" {
+		auth = "user " + w.MonitorUser
+	}
+	return fmt.Sprintf("redis %s; portals %s; concurrency %d; listen %q (auth %s); timeout %s; shutdown timeout %s; batch %t; log %s",
+		w.Redis, strings.Join(names, ","), w.Concurrency, w.Listen, auth, w.Timeout, w.ShutdownTimeout, w.Batch, w.LogLevel)
+}
+
+// LogValue makes slog print the redacted String form.
+func (w Worker) LogValue() slog.Value { return slog.StringValue(w.String()) }
+
+// setting is one configuration value with its variable, flag and default.
+type setting struct {
+	env, flag, def, help string
+	isBool               bool
+}
+
+// The settings of the worker, in usage order. Secrets have no default and
+// no flag (MONITOR_PASSWORD) or a default of none (webhook URL), so the usage
+// text never shows one.
+var (
+	sRedisURL     = &setting{env: "REDIS_URL", flag: "redis-url", def: DefaultRedisURL, help: "Redis URI: redis://, rediss://, redis-socket://, redis-sentinel://HOST:PORT,...?master=NAME"}
+	sCluster      = &setting{env: "REDIS_CLUSTER_ADDRS", help: "Redis Cluster seed nodes, comma separated host:port; wins over REDIS_URL"}
+	sWebhook      = &setting{env: "B24_WEBHOOK_URL", flag: "webhook-url", help: "inbound webhook https://PORTAL/rest/USER_ID/SECRET/; defines portal \"default\""}
+	sInsecureHTTP = &setting{env: "B24_INSECURE_HTTP_HOSTS", help: "comma-separated portal hosts allowed over plain http:// besides loopback (the simulator in docker-compose); never a real portal"}
+	sPortalsFile  = &setting{env: "B24_PORTALS_FILE", flag: "portals-file", help: "YAML file with several portals (format below)"}
+	sRate         = &setting{env: "B24_RATE", flag: "rate", def: "2", help: "requests per second a portal drains (2 standard plans, 5 Enterprise)"}
+	sBurst        = &setting{env: "B24_BURST", flag: "burst", def: "50", help: "bucket size before a portal answers 503 (50 standard, 250 Enterprise)"}
+	sOpLimit      = &setting{env: "B24_OPERATING_LIMIT", flag: "operating-limit", def: "480s", help: "per-method execution budget in the rolling window"}
+	sOpWindow     = &setting{env: "B24_OPERATING_WINDOW", flag: "operating-window", def: "10m", help: "that rolling window; the wait on a 429 without a known reset time"}
+	sTimeout      = &setting{env: "B24_TIMEOUT", flag: "timeout", def: "30s", help: "HTTP timeout of one REST call"}
+	sConcurrency  = &setting{env: "WORKER_CONCURRENCY", flag: "concurrency", def: "10", help: "tasks this process runs at once per portal (each portal has its own worker slots)"}
+	sListen       = &setting{env: "WORKER_LISTEN", flag: "listen", def: "127.0.0.1:8080", help: "HTTP side port (dashboard, metrics, health, enqueue API); empty or \"off\": off"}
+	sMonUser      = &setting{env: "MONITOR_USER", help: "basic-auth user of the dashboard and enqueue API"}
+	sMonPassword  = &setting{env: "MONITOR_PASSWORD", help: "its password (required with MONITOR_USER and on a non-loopback WORKER_LISTEN)"}
+	sShutdown     = &setting{env: "WORKER_SHUTDOWN_TIMEOUT", flag: "shutdown-timeout", def: "30s", help: "how long in-flight tasks may finish after SIGTERM/SIGINT"}
+	sBatch        = &setting{env: "B24_BATCH", flag: "batch", def: "true", help: "combine calls into batch requests (0/false: off)", isBool: true}
+	sLogLevel     = &setting{env: "LOG_LEVEL", flag: "log-level", def: "info", help: "debug, info, warn or error"}
+	workerSetting = []*setting{sRedisURL, sCluster, sWebhook, sInsecureHTTP, sPortalsFile, sRate, sBurst, sOpLimit, sOpWindow,
+		sTimeout, sConcurrency, sListen, sMonUser, sMonPassword, sShutdown, sBatch, sLogLevel}
+)
+
+// WorkerUsage returns the help text of the worker: every flag and variable
+// with its default, and the portals file format. It shows defaults only,
+// never the current environment, so it holds no secret.
+func WorkerUsage() string {
+	var b strings.Builder
+	b.WriteString("Usage: worker [flags]\n\n")
+	b.WriteString("Runs Bitrix24 department and workplace tasks from the Redis queue.\n")
+	b.WriteString("Every setting is an environment variable; a flag overrides it.\n\n")
+	for _, s := range workerSetting {
+		name := s.env
+		if s.flag != "" {
+			name = "--" + s.flag + ", " + s.env
+		}
+		def := s.def
+		if def == "" {
+			def = "none"
+		}
+		fmt.Fprintf(&b, "  %s (default %s)\n      %s\n", name, def, s.help)
+	}
+	b.WriteString("\n")
+	b.WriteString(PortalsFileHelp)
+	b.WriteString("\n")
+	return b.String()
+}
+
+// flagValue is a string flag that remembers whether it was given; isBool
+// lets "--batch" stand alone.
+type flagValue struct {
+	v      string
+	set    bool
+	isBool bool
+}
+
+func (f *flagValue) String() string     { return f.v }
+func (f *flagValue) Set(s string) error { f.v, f.set = s, true; return nil }
+func (f *flagValue) IsBoolFlag() bool   { return f.isBool }
+
+// source resolves settings: a given flag, else a set environment variable,
+// else the default. name is what messages call the value's origin.
+type source struct {
+	flags  map[*setting]*flagValue
+	lookup func(string) (string, bool)
+}
+
+func (s source) get(st *setting) (value, name string, set bool) {
+	if f := s.flags[st]; f != nil && f.set {
+		return f.v, "--" + st.flag, true
+	}
+	if v, ok := s.lookup(st.env); ok {
+		return v, st.env, true
+	}
+	return st.def, st.env, false
+}
+
+// value is get without an empty value counting as set: an empty variable
+// means the default, as if unset.
+func (s source) value(st *setting) (string, string) {
+	v, name, _ := s.get(st)
+	if v == "" {
+		if f := s.flags[st]; f == nil || !f.set {
+			v = st.def
+		}
+	}
+	return strings.TrimSpace(v), name
+}
+
+// LoadWorker reads the worker configuration from the command-line arguments
+// args (without the program name) and the environment through getenv; a flag
+// overrides the variable of the same meaning, and an empty variable counts
+// as unset. "--help" returns an error matching flag.ErrHelp (print
+// WorkerUsage then). Any other problem returns a *UsageError listing all of
+// them. It reads B24_PORTALS_FILE but connects to nothing.
+func LoadWorker(args []string, getenv func(string) string) (Worker, error) {
+	return LoadWorkerLookup(args, func(k string) (string, bool) {
+		v := getenv(k)
+		return v, v != ""
+	})
+}
+
+// LoadWorkerLookup is LoadWorker with an os.LookupEnv-style lookup, which
+// tells an empty variable from an unset one: WORKER_LISTEN set but empty
+// turns the side port off, as design.md specifies. Mains should prefer it
+// with os.LookupEnv.
+func LoadWorkerLookup(args []string, lookup func(string) (string, bool)) (Worker, error) {
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	src := source{flags: map[*setting]*flagValue{}, lookup: lookup}
+	for _, st := range workerSetting {
+		if st.flag == "" {
+			continue
+		}
+		fv := &flagValue{isBool: st.isBool}
+		src.flags[st] = fv
+		fs.Var(fv, st.flag, st.help)
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return Worker{}, flag.ErrHelp
+		}
+		return Worker{}, &UsageError{Problems: []string{err.Error() + " (see --help)"}}
+	}
+	p := &problems{}
+	if fs.NArg() > 0 {
+		p.addf("unexpected argument %q: worker takes flags only (see --help)", fs.Arg(0))
+	}
+	getenv := func(k string) string { v, _ := lookup(k); return v }
+	w := Worker{}
+
+	// Redis.
+	var redisName string
+	w.Redis.URL, redisName = src.value(sRedisURL)
+	cl, _ := src.value(sCluster)
+	w.Redis.ClusterAddrs = splitAddrs(cl)
+	validateRedis(w.Redis, redisName, p)
+
+	// Limits.
+	var names limitNames
+	w.Defaults.Rate, names.rate = floatSetting(src, sRate, p)
+	w.Defaults.Burst, names.burst = intSetting(src, sBurst, p)
+	w.Defaults.OperatingLimit, names.opLimit = durationSetting(src, sOpLimit, p)
+	w.Defaults.OperatingWindow, names.opWindow = durationSetting(src, sOpWindow, p)
+	validateLimits(w.Defaults, names, p)
+
+	var n string
+	if w.Timeout, n = durationSetting(src, sTimeout, p); n != "" && w.Timeout <= 0 {
+		p.addf("%s %s: must be > 0", n, w.Timeout)
+	}
+	if w.ShutdownTimeout, n = durationSetting(src, sShutdown, p); n != "" && w.ShutdownTimeout <= 0 {
+		p.addf("%s %s: must be > 0", n, w.ShutdownTimeout)
+	}
+	if w.Concurrency, n = intSetting(src, sConcurrency, p); n != "" && w.Concurrency < 1 {
+		p.addf("%s %d: must be at least 1", n, w.Concurrency)
+	}
+
+	// Batch and log level.
+	bv, bn := src.value(sBatch)
+	var ok bool
+	if w.Batch, ok = parseBool(bv); !ok {
+		p.addf("%s %q: must be true or false (1/0, yes/no, on/off)", bn, bv)
+	}
+	lv, ln := src.value(sLogLevel)
+	w.LogLevel = strings.ToLower(lv)
+	switch w.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		p.addf("%s %q: must be debug, info, warn or error", ln, lv)
+	}
+
+	// Side port and its credentials.
+	w.MonitorUser = getenv(sMonUser.env)
+	w.MonitorPassword = getenv(sMonPassword.env)
+	p.secret(w.MonitorPassword)
+	if (w.MonitorUser == "") != (w.MonitorPassword == "") {
+		p.addf("MONITOR_USER and MONITOR_PASSWORD must be set together")
+	}
+	listen, listenName, listenSet := src.get(sListen)
+	listen = strings.TrimSpace(listen)
+	if listen == "" && !listenSet {
+		listen = sListen.def
+	}
+	if strings.EqualFold(listen, "off") {
+		listen = ""
+	}
+	w.Listen = listen
+	if listen != "" {
+		if reason := checkListen(listen); reason != "" {
+			p.addf("%s %s: %s", listenName, listen, reason)
+		} else if host, _, _ := net.SplitHostPort(listen); !isLoopbackHost(host) &&
+			(w.MonitorUser == "" || w.MonitorPassword == "") {
+			p.addf("%s %s is not loopback: set MONITOR_USER and MONITOR_PASSWORD", listenName, listen)
+		}
+	}
+
+	// Portals.
+	insecure, _ := src.value(sInsecureHTTP)
+	for _, h := range strings.Split(insecure, ",") {
+		if h = strings.ToLower(strings.TrimSpace(h)); h != "" {
+			w.InsecureHTTPHosts = append(w.InsecureHTTPHosts, h)
+		}
+	}
+	p.httpHosts = w.InsecureHTTPHosts
+	hook, hookName := src.value(sWebhook)
+	if hook != "" {
+		w.Portals = append(w.Portals, Portal{
+			Name:       DefaultPortal,
+			WebhookURL: webhookProblem(hook, hookName, p),
+			Limits:     w.Defaults,
+		})
+	}
+	file, fileName := src.value(sPortalsFile)
+	if file != "" {
+		for _, fp := range readPortalsFile(file, fileName, w.Defaults, getenv, p) {
+			if fp.Name == DefaultPortal && hook != "" {
+				p.addf("%s %s: portals.%s is also defined by %s; remove one", fileName, file, DefaultPortal, hookName)
+				continue
+			}
+			w.Portals = append(w.Portals, fp)
+		}
+	}
+	if hook == "" && file == "" {
+		p.addf("no portal configured: set B24_WEBHOOK_URL or B24_PORTALS_FILE (--webhook-url, --portals-file)")
+	}
+	sortPortals(w.Portals)
+
+	if err := p.err(); err != nil {
+		return Worker{}, err
+	}
+	return w, nil
+}
+
+func sortPortals(ps []Portal) {
+	for i := 1; i < len(ps); i++ {
+		for j := i; j > 0 && ps[j].Name < ps[j-1].Name; j-- {
+			ps[j], ps[j-1] = ps[j-1], ps[j]
+		}
+	}
+}
+
+// checkListen validates a listen address host:port (host may be empty for
+// every interface; port 0..65535).
+func checkListen(a string) string {
+	_, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return "must be host:port, e.g. 127.0.0.1:8080"
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return "port must be a number from 0 to 65535"
+	}
+	return ""
+}
+
+func parseBool(s string) (bool, bool) {
+	switch strings.ToLower(s) {
+	case "1", "t", "true", "yes", "y", "on":
+		return true, true
+	case "0", "f", "false", "no", "n", "off":
+		return false, true
+	}
+	return false, false
+}
+
+// floatSetting parses a number. An unparseable one is reported here, and
+// the returned name is "" so that range checks skip it.
+func floatSetting(src source, st *setting, p *problems) (float64, string) {
+	v, name := src.value(st)
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		p.addf("%s %q: must be a number", name, v)
+		return 0, ""
+	}
+	return f, name
+}
+
+// intSetting parses a whole number; see floatSetting for a bad one.
+func intSetting(src source, st *setting, p *problems) (int, string) {
+	v, name := src.value(st)
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		p.addf("%s %q: must be a whole number", name, v)
+		return 0, ""
+	}
+	return n, name
+}
+
+// durationSetting parses a Go duration (480s, 10m, 1h30m); see floatSetting
+// for a bad one.
+func durationSetting(src source, st *setting, p *problems) (time.Duration, string) {
+	v, name := src.value(st)
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		p.addf("%s %q: must be a duration such as 30s, 480s or 10m", name, v)
+		return 0, ""
+	}
+	return d, name
+}

@@ -1,0 +1,87 @@
+package worker
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/hibiken/asynqmon"
+
+	"github.com/b24queue/b24queue/internal/config"
+)
+
+// secretField matches JSON field names whose values the dashboard never
+// shows. Task payloads carry no credentials by design (a task names a
+// portal); this is the second line of defence against a producer that put
+// one in anyway.
+var secretField = regexp.MustCompile(`(?i)auth|token|secret|password|passwd|webhook|credential|api[_-]?key`)
+
+// redactedValue replaces a dropped value.
+const redactedValue = "***"
+
+// redactJSON returns a copy of v (decoded JSON) with secret-looking fields
+// replaced by "***" and every string that looks like a URL passed through
+// config.RedactURL.
+func redactJSON(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, val := range x {
+			if secretField.MatchString(k) {
+				out[k] = redactedValue
+				continue
+			}
+			out[k] = redactJSON(val)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, val := range x {
+			out[i] = redactJSON(val)
+		}
+		return out
+	case string:
+		return redactString(x)
+	default:
+		return v
+	}
+}
+
+// redactString redacts every URL-looking word of s.
+func redactString(s string) string {
+	if !strings.Contains(s, "://") {
+		return s
+	}
+	return urlRE.ReplaceAllStringFunc(s, config.RedactURL)
+}
+
+var urlRE = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*://[^\s"'<>]+`)
+
+// formatRedacted renders a task payload or result for the dashboard:
+// indented JSON with secrets dropped. Bytes that are not JSON are not shown
+// at all (they could be anything), only their size.
+func formatRedacted(data []byte) string {
+	if len(data) == 0 {
+		return ""
+	}
+	var v any
+	if err := json.Unmarshal(data, &v); err != nil {
+		return fmt.Sprintf("(%d bytes, not JSON: hidden)", len(data))
+	}
+	out, err := json.MarshalIndent(redactJSON(v), "", "  ")
+	if err != nil {
+		return "(unprintable)"
+	}
+	return string(out)
+}
+
+// PayloadFormatter is the dashboard's payload formatter: see formatRedacted.
+var PayloadFormatter = asynqmon.PayloadFormatterFunc(func(_ string, payload []byte) string {
+	return formatRedacted(payload)
+})
+
+// ResultFormatter is the dashboard's result formatter: see formatRedacted.
+var ResultFormatter = asynqmon.ResultFormatterFunc(func(_ string, result []byte) string {
+	return formatRedacted(result)
+})

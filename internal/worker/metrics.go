@@ -1,0 +1,50 @@
+package worker
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/b24queue/b24queue/limiter"
+)
+
+// rateCollector exports each portal's effective (adaptive) request rate,
+// read from the shared limiter state at scrape time, so it is the fleet's
+// rate, not this process's last view of it.
+type rateCollector struct {
+	lim     *limiter.Limiter
+	portals []string
+	logger  *slog.Logger
+	desc    *prometheus.Desc
+}
+
+// rateScrapeTimeout bounds the Redis reads of one scrape.
+const rateScrapeTimeout = time.Second
+
+func newRateCollector(lim *limiter.Limiter, portals []string, logger *slog.Logger) *rateCollector {
+	return &rateCollector{
+		lim: lim, portals: portals, logger: logger,
+		desc: prometheus.NewDesc("b24q_limiter_effective_rate",
+			"Requests per second the shared limiter currently grants a portal (lowered after a 503, climbs back to the configured rate).",
+			[]string{"portal"}, nil),
+	}
+}
+
+func (c *rateCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+// Collect reads every portal's rate; a portal whose rate cannot be read
+// (Redis away) is left out of the scrape rather than reported as 0.
+func (c *rateCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), rateScrapeTimeout)
+	defer cancel()
+	for _, p := range c.portals {
+		r, err := c.lim.Rate(ctx, p)
+		if err != nil {
+			c.logger.Debug("read effective rate for /metrics", "portal", p, "err", err)
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, r, p)
+	}
+}

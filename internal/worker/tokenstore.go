@@ -1,0 +1,84 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/b24queue/b24queue/b24"
+)
+
+// TokenTTL is how long a stored OAuth token pair outlives its last refresh.
+// Bitrix24 refresh tokens are valid for 180 days; an older pair is useless.
+const TokenTTL = 180 * 24 * time.Hour
+
+// TokenStore is the Redis b24.TokenStore shared by every worker process: a
+// refresh token is single-use, so whoever refreshes publishes the new pair
+// here and the others (and a restarted worker) load it. Each pair lives
+// under PREFIX:{KEY}:oauth (KEY is the portal name the worker passes as
+// OAuthConfig.StoreKey; the braces keep it in the portal's cluster hash slot)
+// as JSON, with a TTL of TokenTTL. It is safe for concurrent use. The values
+// are secrets: TokenStore never logs them and its errors never contain them.
+type TokenStore struct {
+	rdb    redis.UniversalClient
+	prefix string
+}
+
+// NewTokenStore returns a store keeping pairs in rdb under prefix (empty
+// means "b24q").
+func NewTokenStore(rdb redis.UniversalClient, prefix string) *TokenStore {
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	return &TokenStore{rdb: rdb, prefix: prefix}
+}
+
+// Key returns the Redis key of key's token pair.
+func (s *TokenStore) Key(key string) string {
+	return fmt.Sprintf("%s:{%s}:oauth", s.prefix, key)
+}
+
+// storedToken is the JSON form of a pair; ExpiresAt is omitted when unknown.
+type storedToken struct {
+	AccessToken  string    `json:"access_token"`
+	RefreshToken string    `json:"refresh_token"`
+	ExpiresAt    time.Time `json:"expires_at,omitzero"`
+}
+
+// Load returns the stored pair of key; ok is false when none is stored (or
+// it expired). A value that does not decode is an error (without the value).
+func (s *TokenStore) Load(ctx context.Context, key string) (b24.Token, bool, error) {
+	data, err := s.rdb.Get(ctx, s.Key(key)).Bytes()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return b24.Token{}, false, nil
+	case err != nil:
+		return b24.Token{}, false, fmt.Errorf("load OAuth token of %q: %w", key, err)
+	}
+	var st storedToken
+	if err := json.Unmarshal(data, &st); err != nil {
+		// The json error may quote part of the value: do not wrap it.
+		return b24.Token{}, false, fmt.Errorf("load OAuth token of %q: stored value is not a token pair", key)
+	}
+	return b24.Token{AccessToken: st.AccessToken, RefreshToken: st.RefreshToken, ExpiresAt: st.ExpiresAt}, true, nil
+}
+
+// Save stores t as key's pair, replacing any earlier one, for TokenTTL. The
+// latest Save wins: the client saves right after a successful refresh, and
+// the pair it got is the only valid one.
+func (s *TokenStore) Save(ctx context.Context, key string, t b24.Token) error {
+	data, err := json.Marshal(storedToken{AccessToken: t.AccessToken, RefreshToken: t.RefreshToken, ExpiresAt: t.ExpiresAt})
+	if err != nil {
+		return fmt.Errorf("save OAuth token of %q: encode: %w", key, err)
+	}
+	if err := s.rdb.Set(ctx, s.Key(key), data, TokenTTL).Err(); err != nil {
+		return fmt.Errorf("save OAuth token of %q: %w", key, err)
+	}
+	return nil
+}
+
+var _ b24.TokenStore = (*TokenStore)(nil)

@@ -1,0 +1,470 @@
+package limiter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/time/rate"
+)
+
+// DefaultPrefix is the key prefix used unless [WithPrefix] is given.
+const DefaultPrefix = "b24q"
+
+// DefaultMaxWait is the longest [Limiter.Wait] sleeps for a slot unless
+// [WithMaxWait] is given.
+const DefaultMaxWait = 30 * time.Second
+
+// DefaultCallTimeout bounds every Redis call of the limiter unless
+// [WithCallTimeout] is given.
+const DefaultCallTimeout = time.Second
+
+// idleTTL is how long the bucket state (notably the adaptive rate) outlives
+// the last reserved slot. After that long without requests the portal's own
+// bucket has drained and starting again from the configured rate is right.
+const idleTTL = 10 * time.Minute
+
+// A Limiter shares one request budget per portal between every process that
+// uses the same Redis and key prefix. Its methods are safe for concurrent use
+// by multiple goroutines.
+//
+// The first [Limiter.Wait] starts a background pub/sub subscription that
+// lets a 503 seen by any process pause this one's waiters; [Limiter.Close]
+// stops it. The zero value is not usable; create one with [New].
+type Limiter struct {
+	rdb     redis.UniversalClient
+	def     Config
+	prefix  string
+	clock   func() time.Time
+	maxWait time.Duration
+	callTO  time.Duration
+	log     *slog.Logger
+	metrics Metrics
+
+	mu      sync.Mutex
+	portals map[string]*portalState
+	pauses  map[string]*pauseState // by portal; kept across Configure
+
+	subMu  sync.Mutex
+	sub    *subscription // nil until the first Wait
+	closed bool
+}
+
+// portalState is the process-local part of a portal: its configuration and
+// the smoothing limiter.
+type portalState struct {
+	cfg   Config
+	err   error // cfg.Validate(), returned by every call for the portal
+	local *rate.Limiter
+}
+
+// Option configures a [Limiter].
+type Option func(*Limiter)
+
+// WithPrefix sets the prefix of every Redis key (default [DefaultPrefix]).
+// Processes share a budget only if they use the same prefix.
+func WithPrefix(prefix string) Option { return func(l *Limiter) { l.prefix = prefix } }
+
+// WithClock makes the limiter use now instead of the Redis server's clock for
+// the shared state; the time is then sent with every script call. It is meant
+// for tests: all processes sharing a budget must use the same clock. Sleeping
+// in [Limiter.Wait] and the local smoothing limiter always use real time.
+func WithClock(now func() time.Time) Option { return func(l *Limiter) { l.clock = now } }
+
+// WithMaxWait sets the longest [Limiter.Wait] and [Limiter.Reserve] accept
+// for a slot (default [DefaultMaxWait]); beyond it they return a
+// [*DelayError] without reserving. d <= 0 restores the default.
+func WithMaxWait(d time.Duration) Option { return func(l *Limiter) { l.maxWait = d } }
+
+// WithCallTimeout bounds each Redis call (script or read) of the limiter,
+// including the client's own dial attempts and retries, so that an
+// unreachable Redis makes calls fail within d instead of hanging (default
+// [DefaultCallTimeout]). It does not include the time Wait sleeps for a slot.
+// d <= 0 restores the default.
+func WithCallTimeout(d time.Duration) Option { return func(l *Limiter) { l.callTO = d } }
+
+// WithLogger sets the logger for rate decreases and blocks (default: discard).
+func WithLogger(log *slog.Logger) Option { return func(l *Limiter) { l.log = log } }
+
+// WithMetrics sets the receiver of limiter events (default: none).
+func WithMetrics(m Metrics) Option { return func(l *Limiter) { l.metrics = m } }
+
+// New returns a Limiter that keeps its state in rdb and applies def,
+// completed with [Config.WithDefaults], to every portal not given its own
+// configuration with [Limiter.Configure]. New does not contact Redis (the
+// pause subscription starts with the first [Limiter.Wait]; call
+// [Limiter.Close] when done with the Limiter). If the
+// configuration is invalid every call for the portal returns the
+// [Config.Validate] error, so validate configuration before calling New.
+func New(rdb redis.UniversalClient, def Config, opts ...Option) *Limiter {
+	l := &Limiter{
+		rdb:     rdb,
+		def:     def.WithDefaults(),
+		prefix:  DefaultPrefix,
+		maxWait: DefaultMaxWait,
+		portals: make(map[string]*portalState),
+		pauses:  make(map[string]*pauseState),
+	}
+	for _, o := range opts {
+		o(l)
+	}
+	if l.maxWait <= 0 {
+		l.maxWait = DefaultMaxWait
+	}
+	if l.callTO <= 0 {
+		l.callTO = DefaultCallTimeout
+	}
+	if l.log == nil {
+		l.log = slog.New(slog.DiscardHandler)
+	}
+	if l.metrics == nil {
+		l.metrics = nopMetrics{}
+	}
+	return l
+}
+
+// Configure sets the configuration of one portal, completed with
+// [Config.WithDefaults]. It affects this Limiter only: every process must
+// configure the portal the same way. Configure resets the portal's local
+// smoothing limiter; the shared state in Redis is kept.
+func (l *Limiter) Configure(portal string, c Config) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.portals[portal] = newPortalState(c.WithDefaults())
+}
+
+func newPortalState(c Config) *portalState {
+	p := &portalState{cfg: c, err: c.Validate()}
+	if p.err == nil {
+		p.local = rate.NewLimiter(rate.Limit(c.Rate), c.LocalBurst)
+	}
+	return p
+}
+
+// Config returns the configuration in force for portal.
+func (l *Limiter) Config(portal string) Config {
+	p, _ := l.state(portal)
+	return p.cfg
+}
+
+func (l *Limiter) state(portal string) (*portalState, error) {
+	l.mu.Lock()
+	p, ok := l.portals[portal]
+	if !ok {
+		p = newPortalState(l.def)
+		l.portals[portal] = p
+	}
+	l.mu.Unlock()
+	if err := checkPortal(portal); err != nil {
+		return p, err
+	}
+	if p.err != nil {
+		return p, fmt.Errorf("limiter: portal %q: %w", portal, p.err)
+	}
+	return p, nil
+}
+
+// checkPortal rejects names that would break the {portal} hash tag.
+func checkPortal(portal string) error {
+	if portal == "" || strings.ContainsAny(portal, "{}") {
+		return fmt.Errorf("limiter: invalid portal name %q: must be non-empty without braces", portal)
+	}
+	return nil
+}
+
+func (l *Limiter) key(portal string, parts ...string) string {
+	return l.prefix + ":{" + portal + "}:" + strings.Join(parts, ":")
+}
+
+// nowArg is the script's ARGV[1]: 0 means the server's clock.
+func (l *Limiter) nowArg() int64 {
+	if l.clock == nil {
+		return 0
+	}
+	return l.clock().UnixMicro()
+}
+
+// allowed is how long a caller may wait for a slot: MaxWait, shortened by the
+// context's deadline.
+func (l *Limiter) allowed(ctx context.Context) time.Duration {
+	d := l.maxWait
+	if dl, ok := ctx.Deadline(); ok {
+		d = min(d, time.Until(dl))
+	}
+	return d
+}
+
+// Wait blocks until the caller may send one request of method to portal, or
+// returns an error. It first passes the process-local smoothing limiter
+// (no Redis), then reserves a slot in the shared bucket with exactly one
+// Redis round trip, then sleeps until the slot.
+//
+// While it sleeps, a 503 reported by any process ([Limiter.Throttled])
+// whose cooldown covers the slot wakes it: the slot is given up and Wait
+// reserves again, after the cooldown (a second round trip, only then). So
+// no request leaves between a 503 and the end of its cooldown, except those
+// already sent. If the new slot is further than the caller may wait, Wait
+// returns a [*DelayError] at that point. Other processes' 503s reach Wait
+// through the Limiter's pub/sub subscription; while it is down (Redis
+// restarting) sleeping waiters keep their slots, and the cooldown still
+// applies to every later reservation.
+//
+// Wait returns, without consuming a slot:
+//   - a [*BlockedError] if the method is blocked on the portal;
+//   - a [*DelayError] if the slot is further away than the context deadline
+//     or the maximum wait ([WithMaxWait]) allow;
+//   - the context's error if ctx is done before waiting starts;
+//   - a wrapped Redis error if Redis cannot be reached. Wait never falls
+//     back to an unlimited rate; it fails within the call timeout
+//     ([WithCallTimeout]) or sooner, as the client's dial and read timeouts
+//     allow.
+//
+// If ctx is cancelled while sleeping for a reserved slot, Wait returns the
+// context's error and the slot is lost (it is not handed to someone else).
+func (l *Limiter) Wait(ctx context.Context, portal, method string) error {
+	start := time.Now()
+	p, err := l.state(portal)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("limiter: wait for portal %q: %w", portal, err)
+	}
+	allowed := l.allowed(ctx)
+	limit := start.Add(allowed) // the latest slot the caller accepts
+
+	res := p.local.ReserveN(start, 1)
+	if !res.OK() { // cannot happen with LocalBurst >= 1; be defensive
+		return fmt.Errorf("limiter: portal %q: local limiter refused", portal)
+	}
+	if d := res.DelayFrom(start); d > 0 {
+		if d > allowed {
+			res.CancelAt(start)
+			return &DelayError{Portal: portal, Delay: d}
+		}
+		if err := sleep(ctx, d); err != nil {
+			res.Cancel()
+			return fmt.Errorf("limiter: wait for portal %q: %w", portal, err)
+		}
+		allowed -= time.Since(start)
+	}
+
+	l.subscribe()
+	// Looked up before reserving, so that a cooldown announced while the
+	// script runs is seen below.
+	pz := l.pauseOf(portal)
+	g, err := l.reserve(ctx, p, portal, method, allowed)
+	if err != nil {
+		res.Cancel() // gives the local token back if it is still in the future
+		return err
+	}
+	at := time.Now().Add(g.delay)
+	for {
+		until, paused := pz.snapshot()
+		if until > g.slot {
+			// A 503's cooldown covers the slot: queue again behind it. The
+			// slot given up is lost; the bucket has already moved past it.
+			if g, err = l.reserve(ctx, p, portal, method, time.Until(limit)); err != nil {
+				return err
+			}
+			at = time.Now().Add(g.delay)
+			continue
+		}
+		woken, err := sleepUntil(ctx, at, paused)
+		if err != nil {
+			return fmt.Errorf("limiter: wait for portal %q: slot reserved in %s lost: %w", portal, time.Until(at), err)
+		}
+		if !woken {
+			break
+		}
+		// Woken by a cooldown: compare it with the slot, then sleep on.
+	}
+	l.metrics.Waited(portal, time.Since(start))
+	return nil
+}
+
+// Reserve reserves one slot of method in portal's shared bucket and returns
+// how long the caller must wait before sending the request (0: now). It does
+// not sleep and does not consult the process-local smoothing limiter, so it
+// is the shared bucket's exact answer: useful for tests (with [WithClock]) and
+// for callers that schedule the request themselves. It makes exactly one Redis
+// round trip and returns the same errors as [Limiter.Wait]; a reserved slot
+// cannot be given back. Unlike Wait, a caller of Reserve is not told of a
+// 503 reported after the reservation: its slot may fall inside that cooldown.
+func (l *Limiter) Reserve(ctx context.Context, portal, method string) (time.Duration, error) {
+	p, err := l.state(portal)
+	if err != nil {
+		return 0, err
+	}
+	g, err := l.reserve(ctx, p, portal, method, l.allowed(ctx))
+	return g.delay, err
+}
+
+// grant is a reserved slot.
+type grant struct {
+	delay time.Duration // from the script's now to the slot
+	slot  int64         // the slot, µs, by the scripts' clock
+}
+
+func (l *Limiter) reserve(ctx context.Context, p *portalState, portal, method string, allowed time.Duration) (grant, error) {
+	c := p.cfg
+	maxDelay := max(allowed.Microseconds(), 0)
+	cctx, cancel := l.callCtx(ctx)
+	defer cancel()
+	res, err := grantScript.Run(cctx, l.rdb,
+		[]string{l.key(portal, "bucket"), l.key(portal, "block", method)},
+		l.nowArg(), c.Rate, c.SharedBurst(), c.MinRate, maxDelay, c.Burst, idleTTL.Milliseconds(),
+	).Slice()
+	if err != nil {
+		return grant{}, fmt.Errorf("limiter: reserve slot for portal %q: %w", portal, err)
+	}
+	code, val, r, slot, err := parseGrant(res)
+	if err != nil {
+		return grant{}, fmt.Errorf("limiter: reserve slot for portal %q: %w", portal, err)
+	}
+	switch code {
+	case 0:
+		l.metrics.EffectiveRate(portal, r)
+		return grant{delay: time.Duration(val) * time.Microsecond, slot: slot}, nil
+	case 1:
+		l.metrics.Blocked(portal, method)
+		return grant{}, &BlockedError{Portal: portal, Method: method, Until: time.UnixMicro(val)}
+	default:
+		return grant{}, &DelayError{Portal: portal, Delay: time.Duration(val) * time.Microsecond}
+	}
+}
+
+func parseGrant(res []any) (code, val int64, r float64, slot int64, err error) {
+	bad := func() error { return fmt.Errorf("unexpected script answer %v", res) }
+	if len(res) != 4 {
+		return 0, 0, 0, 0, bad()
+	}
+	code, ok1 := res[0].(int64)
+	val, ok2 := res[1].(int64)
+	s, ok3 := res[2].(string)
+	slot, ok4 := res[3].(int64)
+	if !ok1 || !ok2 || !ok3 || !ok4 {
+		return 0, 0, 0, 0, bad()
+	}
+	r, err = strconv.ParseFloat(s, 64)
+	if err != nil {
+		return 0, 0, 0, 0, fmt.Errorf("unexpected rate in script answer: %w", err)
+	}
+	return code, val, r, slot, nil
+}
+
+// Throttled tells every process that the portal answered 503
+// (QUERY_LIMIT_EXCEEDED). It sets a portal-wide cooldown: the shared bucket is
+// considered full at now + Cooldown, so no process is granted a slot before
+// then, and after it slots follow at the new rate. In the same round trip it
+// publishes the cooldown's end to every Limiter sharing the prefix, and it
+// wakes this Limiter's own waiters at once: waiters of any process asleep in
+// [Limiter.Wait] for a slot inside the cooldown reserve again behind it. It also multiplies the
+// effective rate by 0.8, not below MinRate; 503s reported within one Cooldown
+// of the previous decrease extend the cooldown but do not decrease again, so
+// that several workers seeing the same overload count it once. The rate climbs
+// back by ×1.1 (up to Rate) after every Burst grants without a Throttled call.
+func (l *Limiter) Throttled(ctx context.Context, portal string) error {
+	p, err := l.state(portal)
+	if err != nil {
+		return err
+	}
+	c := p.cfg
+	cctx, cancel := l.callCtx(ctx)
+	defer cancel()
+	res, err := throttleScript.Run(cctx, l.rdb, []string{l.key(portal, "bucket")},
+		l.nowArg(), c.Rate, c.SharedBurst(), c.MinRate, c.Cooldown.Microseconds(), idleTTL.Milliseconds(),
+		l.key(portal, "throttled"),
+	).Slice()
+	if err != nil {
+		return fmt.Errorf("limiter: throttle portal %q: %w", portal, err)
+	}
+	if len(res) != 3 {
+		return fmt.Errorf("limiter: throttle portal %q: unexpected script answer %v", portal, res)
+	}
+	if end, ok := res[2].(int64); ok {
+		// Our own waiters need not wait for the pub/sub echo.
+		l.pauseOf(portal).extend(end)
+	}
+	s, _ := res[0].(string)
+	r, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return fmt.Errorf("limiter: throttle portal %q: unexpected rate %q", portal, s)
+	}
+	if dec, _ := res[1].(int64); dec == 1 {
+		l.log.Info("limiter: portal throttled, rate decreased", "portal", portal, "rate", r, "cooldown", c.Cooldown)
+	}
+	l.metrics.Throttled(portal)
+	l.metrics.EffectiveRate(portal, r)
+	return nil
+}
+
+// Rate returns the portal's current effective (adaptive) rate in requests per
+// second, shared by all processes: the configured Rate when nothing slowed it
+// down or the state expired, never below MinRate. One Redis round trip.
+func (l *Limiter) Rate(ctx context.Context, portal string) (float64, error) {
+	p, err := l.state(portal)
+	if err != nil {
+		return 0, err
+	}
+	cctx, cancel := l.callCtx(ctx)
+	defer cancel()
+	s, err := l.rdb.HGet(cctx, l.key(portal, "bucket"), "rate").Result()
+	if errors.Is(err, redis.Nil) {
+		return p.cfg.Rate, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("limiter: read rate of portal %q: %w", portal, err)
+	}
+	r, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(r) {
+		return 0, fmt.Errorf("limiter: read rate of portal %q: bad value %q", portal, s)
+	}
+	return min(max(r, p.cfg.MinRate), p.cfg.Rate), nil
+}
+
+// callCtx bounds one Redis call by the call timeout.
+func (l *Limiter) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, l.callTO)
+}
+
+// sleepUntil waits until at, or until wake is closed (woken = true), or
+// until ctx is done. It returns at once, not woken, if at has passed.
+func sleepUntil(ctx context.Context, at time.Time, wake <-chan struct{}) (woken bool, err error) {
+	d := time.Until(at)
+	if d <= 0 {
+		return false, nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return false, nil
+	case <-wake:
+		return true, nil
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+}
+
+// sleep waits for d on a timer, or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,551 @@
+package tasks
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/b24queue/b24queue/b24"
+	"github.com/b24queue/b24queue/b24/b24test"
+	"github.com/b24queue/b24queue/importer"
+	"github.com/b24queue/b24queue/limiter"
+)
+
+func TestBatchServerConfig(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		enabled bool
+		want    BatchConfig
+	}{
+		{true, BatchConfig{GroupGracePeriod: time.Second, GroupMaxDelay: 3 * time.Second, GroupMaxSize: 50}},
+		{false, BatchConfig{GroupGracePeriod: time.Second, GroupMaxDelay: 3 * time.Second, GroupMaxSize: 50, PlainCalls: true}},
+	}
+	for _, tt := range tests {
+		got := BatchServerConfig(tt.enabled)
+		if got != tt.want {
+			t.Errorf("BatchServerConfig(%v) = %+v, want %+v", tt.enabled, got, tt.want)
+		}
+		var ac asynq.Config
+		got.Apply(&ac)
+		if ac.GroupGracePeriod != got.GroupGracePeriod || ac.GroupMaxDelay != got.GroupMaxDelay ||
+			ac.GroupMaxSize != got.GroupMaxSize || ac.GroupAggregator == nil {
+			t.Errorf("Apply(%v) left %+v", tt.enabled, ac)
+		}
+	}
+}
+
+func TestAggregate(t *testing.T) {
+	t.Parallel()
+	d1, _ := NewDepartmentTask(DepartmentPayload{Portal: "p1", Name: "A", Parent: 1, ImportID: "imp", Key: "a"})
+	d2, _ := NewDepartmentTask(DepartmentPayload{Portal: "p1", Name: "B", Parent: 1})
+	tests := []struct {
+		name   string
+		group  string
+		tasks  []*asynq.Task
+		verify bool
+		ids    []string
+	}{
+		{"plain", BatchGroup("p1", methodDepartmentAdd), []*asynq.Task{d1, d2}, false, []string{"import:imp:a", ""}},
+		{"verify", verifyGroup("p1", methodDepartmentAdd), []*asynq.Task{d2}, true, []string{""}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got := NewBatchAggregator().Aggregate(tt.group, tt.tasks)
+			if got.Type() != TypeBatchCreate {
+				t.Fatalf("type %q", got.Type())
+			}
+			var p BatchPayload
+			if err := json.Unmarshal(got.Payload(), &p); err != nil {
+				t.Fatal(err)
+			}
+			if p.Portal != "p1" || p.Group != tt.group || p.Verify != tt.verify || len(p.Items) != len(tt.tasks) {
+				t.Fatalf("payload %+v", p)
+			}
+			for i, it := range p.Items {
+				if it.TaskID != tt.ids[i] || it.Type != TypeDepartmentCreate || string(it.Payload) != string(tt.tasks[i].Payload()) {
+					t.Errorf("item %d = %+v", i, it)
+				}
+			}
+		})
+	}
+	if g := BatchGroup("p1", methodWorkplaceAdd); g != "p1/crm.automatedsolution.add" {
+		t.Errorf("BatchGroup = %q", g)
+	}
+}
+
+// batchImport runs f through a batch-mode fleet and returns the finished
+// status.
+func batchImport(t *testing.T, bs *batchSetup, f *importer.File, timeout time.Duration) importer.Status {
+	t.Helper()
+	res, err := bs.bimports.Submit(context.Background(), bs.portal, "", f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bs.waitBatchDone(t, res.ID, timeout)
+}
+
+// rate2 is the standard plan: 2 req/s, burst 50, for the portal and the
+// limiter alike, with the limiter's defaults (a process paces itself to the
+// rate: LocalBurst is one second's worth).
+func rate2(c *setupConfig) {
+	c.sim.Rate, c.sim.Burst = 2, 50
+	c.limits = limiter.Config{Rate: 2, Burst: 50}
+}
+
+// rate2Burst is rate2 with the process allowed to use the shared bucket's
+// whole burst (45 of the portal's 50) at once, as a fleet of processes
+// does; the shared bucket still keeps the portal from answering 503.
+func rate2Burst(c *setupConfig) {
+	rate2(c)
+	c.limits.LocalBurst = 45
+}
+
+// The acceptance test of batch mode: a 2,000-department tree of depth 5 and
+// 50 workplaces on a standard plan portal (2 req/s, burst 50), in at most 60
+// requests, without and with 10% of the commands failing. The two imports
+// run at once, each on its own portal and queue, in one parallel test slot:
+// they spend their time waiting for the portal's rate.
+func TestBatchImport2000(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("two 2,000-item imports at 2 req/s take ~20 s")
+	}
+	type run struct {
+		name    string
+		faults  b24test.Faults
+		bs      *batchSetup
+		f       *importer.File
+		st      importer.Status
+		err     error
+		elapsed time.Duration
+	}
+	runs := []*run{
+		{name: "clean"},
+		{name: "10% command errors", faults: b24test.Faults{CommandErrorRate: 0.1}},
+	}
+	for _, r := range runs {
+		b := setup(t, rate2Burst, func(c *setupConfig) { c.sim.Faults = r.faults; c.sim.Seed = 42 })
+		r.bs = withBatch(t, b)
+		// Four worker processes: each forms at most one batch per group
+		// and grace period.
+		r.bs.startBatch(t, BatchServerConfig(true), 4)
+		r.f = treeFile([]int{1, 9, 90, 400, 1500}, 50)
+	}
+	var wg sync.WaitGroup
+	for _, r := range runs {
+		wg.Go(func() {
+			start := time.Now()
+			r.st, r.err = r.bs.importAndWait(r.f, 90*time.Second)
+			r.elapsed = time.Since(start)
+		})
+	}
+	wg.Wait()
+	for _, r := range runs {
+		t.Run(r.name, func(t *testing.T) {
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			if r.st.Counts != (importer.Counts{Total: 2050, Created: 2050}) {
+				t.Fatalf("counts %+v, failed %v", r.st.Counts, r.st.Failed)
+			}
+			checkSimulator(t, r.bs.bundle, r.f, r.st)
+			s := r.bs.sim.Stats()
+			t.Logf("%d items in %d requests (%.1f items/request) in %v; batch calls %v; command faults %d",
+				2050, s.Requests, 2050/float64(s.Requests), r.elapsed.Round(time.Millisecond), s.Calls["batch"], s.Faults["command_error"])
+			if s.Requests > 60 {
+				t.Errorf("%d portal requests, want at most 60", s.Requests)
+			}
+			if s.Rejected503 != 0 {
+				t.Errorf("%d requests refused with 503", s.Rejected503)
+			}
+			if r.faults.CommandErrorRate > 0 && s.Faults["command_error"] < 100 {
+				t.Errorf("%d command errors injected, want about 10%% of the commands", s.Faults["command_error"])
+			}
+		})
+	}
+}
+
+func TestBatchLostResponseLooksUp(t *testing.T) {
+	t.Parallel()
+	b := setup(t, func(c *setupConfig) { c.sim.Seed = 3 })
+	bs := withBatch(t, b)
+	bs.startBatch(t, BatchServerConfig(true), 1)
+	// Every answer is lost until three were: the portal did the work each
+	// time, so the retried batches must find and adopt what they created.
+	b.sim.SetFaults(b24test.Faults{LostResponseRate: 1})
+	go func() {
+		for b.sim.Stats().Faults["lost_response"] < 3 {
+			time.Sleep(5 * time.Millisecond)
+		}
+		b.sim.SetFaults(b24test.Faults{})
+	}()
+	f := treeFile([]int{1, 4, 60}, 8)
+	st := batchImport(t, bs, f, 40*time.Second)
+	if st.Counts != (importer.Counts{Total: 73, Created: 73}) {
+		t.Fatalf("counts %+v, failed %v", st.Counts, st.Failed)
+	}
+	checkSimulator(t, b, f, st)
+	s := b.sim.Stats()
+	if s.Faults["lost_response"] < 3 {
+		t.Errorf("%d lost responses, want 3", s.Faults["lost_response"])
+	}
+	if s.Calls["department.get"]["ok"] == 0 {
+		t.Error("no department.get: the retried batch did not look up")
+	}
+}
+
+func TestBatchDisabledCallByCall(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	bs := withBatch(t, b)
+	bs.startBatch(t, BatchServerConfig(false), 2)
+	f := treeFile([]int{1, 2, 60}, 2) // 60 leaves in one level: fast only if aggregated
+	start := time.Now()
+	st := batchImport(t, bs, f, 30*time.Second)
+	if d := time.Since(start); d > 15*time.Second {
+		t.Errorf("B24_BATCH=0 took %v for %d items: items must still be aggregated, only sent one by one", d, st.Counts.Total)
+	}
+	if st.Counts != (importer.Counts{Total: st.Counts.Total, Created: st.Counts.Total}) || st.Counts.Total < 60 {
+		t.Fatalf("counts %+v, failed %v", st.Counts, st.Failed)
+	}
+	checkSimulator(t, b, f, st)
+	s := b.sim.Stats()
+	if s.Calls["batch"]["ok"] != 0 || s.Requests != st.Counts.Total {
+		t.Errorf("B24_BATCH=0: %d requests, batch calls %v; want %d plain calls", s.Requests, s.Calls["batch"], st.Counts.Total)
+	}
+}
+
+func TestBatchMuxRunsSingleTasks(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	bs := withBatch(t, b)
+	bs.startBatch(t, BatchServerConfig(true), 1)
+	task, err := NewDepartmentTask(DepartmentPayload{Portal: b.portal, Name: "Solo", Parent: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := b.client.Enqueue(task)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State != asynq.TaskStatePending {
+		t.Fatalf("an ungrouped task is %v, want pending", info.State)
+	}
+	waitTask(t, b, info.ID, asynq.TaskStateCompleted, 10*time.Second)
+	d := b.sim.Departments()
+	if len(d) != 2 || d[1].Name != "Solo" || d[1].Parent != 1 {
+		t.Errorf("departments %+v", d)
+	}
+	if n := b.sim.Stats().Calls["batch"]["ok"]; n != 0 {
+		t.Errorf("%d batch calls for a single task", n)
+	}
+}
+
+// waitTask polls the task until it reaches state.
+func waitTask(t *testing.T, b *bundle, id string, state asynq.TaskState, timeout time.Duration) *asynq.TaskInfo {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		info, err := b.inspector.GetTaskInfo(b.queue, id)
+		if err == nil && info.State == state {
+			return info
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("task %s not %v after %v: %+v, %v", id, state, timeout, info, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A grouped task's ID is free again once the aggregator consumed it, so an
+// item can be put back under its deterministic ID.
+func TestBatchTaskIDFreeAfterAggregation(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	bs := withBatch(t, b)
+	bs.startBatch(t, BatchServerConfig(true), 1)
+	f := &importer.File{Departments: []importer.Department{{Key: "x", Name: "X", ParentID: pid(1)}}}
+	st := batchImport(t, bs, f, 15*time.Second)
+	if st.Counts.Created != 1 {
+		t.Fatalf("counts %+v", st.Counts)
+	}
+	task, err := NewDepartmentTask(DepartmentPayload{Portal: b.portal, Name: "X", Parent: 1, ImportID: st.ID, Key: "x"},
+		asynq.TaskID(ImportTaskID(st.ID, "x")), asynq.Group(BatchGroup(b.portal, methodDepartmentAdd)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.client.Enqueue(task); err != nil {
+		t.Fatalf("enqueue under the same ID after aggregation: %v", err)
+	}
+}
+
+func TestBatchPartialFailure(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	bs := withBatch(t, b)
+	bs.startBatch(t, BatchServerConfig(true), 1)
+	f := &importer.File{
+		Departments: []importer.Department{
+			{Key: "bad", Name: "Bad", ParentID: pid(987654)}, // ERROR_CORE
+			{Key: "kid", Name: "Kid", Parent: "bad"},
+			{Key: "good", Name: "Good", ParentID: pid(1)},
+			{Key: "good2", Name: "Good 2", ParentID: pid(1)},
+		},
+		Workplaces: []importer.Workplace{{Key: "w", Title: "HR"}},
+	}
+	st := batchImport(t, bs, f, 15*time.Second)
+	if st.Counts != (importer.Counts{Total: 5, Created: 3, Failed: 2}) {
+		t.Fatalf("counts %+v, failed %v", st.Counts, st.Failed)
+	}
+	if r := st.Failed["bad"]; !strings.Contains(r, "ERROR_CORE") {
+		t.Errorf("reason of bad = %q", r)
+	}
+	if r := st.Failed["kid"]; !strings.HasPrefix(r, "parent bad failed: ") {
+		t.Errorf("reason of kid = %q", r)
+	}
+	// The three departments went in one batch; the workplace, alone in its
+	// group, as a plain call.
+	if s := b.sim.Stats(); s.Requests != 2 || s.Calls["batch"]["ok"] != 1 || s.Calls[methodWorkplaceAdd]["ok"] != 1 {
+		t.Errorf("%d requests, calls %v; want 1 batch and 1 plain workplace call", s.Requests, s.Calls)
+	}
+}
+
+// A batch task that fails for good fails each of its items with the reason.
+func TestBatchFinalFailureFailsItems(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	bs := withBatch(t, b)
+	bs.startBatch(t, BatchServerConfig(true), 1)
+	b.sim.SetAccessDenied(true) // ACCESS_DENIED for the whole call: permanent
+	f := &importer.File{Departments: []importer.Department{
+		{Key: "a", Name: "A", ParentID: pid(1)},
+		{Key: "b", Name: "B", ParentID: pid(1)},
+		{Key: "c", Name: "C", Parent: "a"},
+	}}
+	st := batchImport(t, bs, f, 15*time.Second)
+	if st.Counts != (importer.Counts{Total: 3, Failed: 3}) {
+		t.Fatalf("counts %+v, failed %v", st.Counts, st.Failed)
+	}
+	for _, k := range []string{"a", "b"} {
+		if r := st.Failed[k]; !strings.HasPrefix(r, "batch failed: ") || !strings.Contains(r, "ACCESS_DENIED") {
+			t.Errorf("reason of %s = %q", k, r)
+		}
+	}
+	if r := st.Failed["c"]; !strings.HasPrefix(r, "parent a failed: batch failed: ") {
+		t.Errorf("reason of c = %q", r)
+	}
+}
+
+// Each command is billed to its own method: a batch that uses up
+// department.add's operating time blocks department.add in the shared
+// limiter, not "batch"; the refused commands come back after the block.
+func TestBatchOperatingTimePerMethod(t *testing.T) {
+	t.Parallel()
+	const window = 3 * time.Second
+	b := setup(t, func(c *setupConfig) {
+		c.sim.OperatingLimit, c.sim.OperatingWindow = time.Second, window
+		c.sim.MethodCost = map[string]time.Duration{methodDepartmentAdd: 40 * time.Millisecond}
+		c.limits.OperatingLimit, c.limits.OperatingWindow = time.Second, window
+	})
+	bs := withBatch(t, b)
+	bs.startBatch(t, BatchServerConfig(true), 1)
+	f := treeFile([]int{40}, 0) // 40 × 40 ms: over the 1 s budget within one batch
+	for i := range f.Departments {
+		f.Departments[i].ParentID = pid(1)
+	}
+	res, err := bs.bimports.Submit(context.Background(), b.portal, "", f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if _, blocked, err := b.limiter.Blocked(ctx, b.portal, methodDepartmentAdd); err == nil && blocked {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("department.add never blocked; portal stats %+v", b.sim.Stats())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, blocked, _ := b.limiter.Blocked(ctx, b.portal, "batch"); blocked {
+		t.Error(`"batch" is blocked: commands were billed to the batch`)
+	}
+	st := b.waitDone(t, res.ID, 30*time.Second)
+	if st.Counts != (importer.Counts{Total: 40, Created: 40}) {
+		t.Fatalf("counts %+v, failed %v", st.Counts, st.Failed)
+	}
+	checkSimulator(t, b, f, st)
+	s := b.sim.Stats()
+	if got := s.Calls[methodDepartmentAdd]["OPERATION_TIME_LIMIT"]; got == 0 || got > 40-25 {
+		// 25 commands fit the budget; the others were refused at most once
+		// each: after the block nobody sent department.add until it ended.
+		t.Errorf("department.add refused %d times, want 1..15", got)
+	}
+}
+
+func TestLooseInt(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in   string
+		want int64
+		err  bool
+	}{
+		{`18`, 18, false}, {`"18"`, 18, false}, {`18.0`, 18, false}, {`null`, 0, false}, {`""`, 0, false},
+		{`"x"`, 0, true}, {`{}`, 0, true},
+	}
+	for _, tt := range tests {
+		var n looseInt
+		err := json.Unmarshal([]byte(tt.in), &n)
+		if (err != nil) != tt.err || (!tt.err && int64(n) != tt.want) {
+			t.Errorf("%s → %d, %v", tt.in, n, err)
+		}
+	}
+}
+
+func TestDecodeLooseList(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in   string
+		want string
+	}{
+		{`[{"ID":"2"},{"ID":"3"}]`, "[2 3]"},
+		{`{"1":{"ID":"3"},"0":{"ID":"2"},"10":{"ID":"9"}}`, "[2 3 9]"},
+		{`[]`, "[]"},
+		{`null`, "[]"},
+	}
+	for _, tt := range tests {
+		got, err := decodeLooseList[lookupDepartment](json.RawMessage(tt.in))
+		if err != nil {
+			t.Errorf("%s: %v", tt.in, err)
+			continue
+		}
+		ids := make([]int64, len(got))
+		for i, d := range got {
+			ids[i] = int64(d.ID)
+		}
+		if s := fmt.Sprint(ids); s != tt.want {
+			t.Errorf("%s → %s, want %s", tt.in, s, tt.want)
+		}
+	}
+	if _, err := decodeLooseList[lookupDepartment](json.RawMessage(`"x"`)); err == nil {
+		t.Error("a string decoded as a list")
+	}
+}
+
+// Importing the same file again while its items wait inside a batch task
+// (their task IDs are free then) queues copies; the copies' batch must not
+// create anything a second time.
+func TestBatchResubmitWhileRunningCreatesNothingTwice(t *testing.T) {
+	t.Parallel()
+	b := setup(t, func(c *setupConfig) { c.sim.Latency = 1500 * time.Millisecond })
+	bs := withBatch(t, b)
+	bs.startBatch(t, BatchServerConfig(true), 1)
+	f := treeFile([]int{20}, 3)
+	for i := range f.Departments {
+		f.Departments[i].ParentID = pid(1)
+	}
+	ctx := context.Background()
+	res, err := bs.bimports.Submit(ctx, b.portal, "", f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		active, err := b.inspector.ListActiveTasks(b.queue)
+		if err == nil && len(active) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no batch became active: %s", bs.where())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	again, err := bs.bimports.Submit(ctx, b.portal, "", f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Enqueued == 0 {
+		t.Fatalf("second Submit = %+v: no copies were queued, the test proves nothing", again)
+	}
+	st := bs.waitBatchDone(t, res.ID, 30*time.Second)
+	if st.Counts != (importer.Counts{Total: 23, Created: 23}) {
+		t.Fatalf("counts %+v, failed %v", st.Counts, st.Failed)
+	}
+	time.Sleep(2500 * time.Millisecond) // let the copies' batches finish
+	checkSimulator(t, b, f, st)
+	if s := b.sim.Stats(); s.DepartmentsCreated != 20 || s.WorkplacesCreated != 3 {
+		t.Errorf("created %d departments and %d workplaces, want 20 and 3", s.DepartmentsCreated, s.WorkplacesCreated)
+	}
+}
+
+// Items of a verify group are looked up in one batch request before any is
+// created: existing objects are adopted, the others created.
+func TestBatchVerifyGroupAdopts(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	bs := withBatch(t, b)
+	ctx := context.Background()
+	c := b.b24portal.Client
+	existingDept, _, err := c.AddDepartment(ctx, b24.DepartmentFields{Name: "Dup A", Parent: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.AddAutomatedSolution(ctx, b24.AutomatedSolutionFields{Title: "Dup W"}); err != nil {
+		t.Fatal(err)
+	}
+	// A department whose name contains the other's: LIKE matches both.
+	if _, _, err := c.AddDepartment(ctx, b24.DepartmentFields{Name: "Dup A plus", Parent: 1}); err != nil {
+		t.Fatal(err)
+	}
+	enqueue := func(task *asynq.Task, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.client.Enqueue(task); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dg, wg := asynq.Group(verifyGroup(b.portal, methodDepartmentAdd)), asynq.Group(verifyGroup(b.portal, methodWorkplaceAdd))
+	enqueue(NewDepartmentTask(DepartmentPayload{Portal: b.portal, Name: "Dup A", Parent: 1}, dg))
+	enqueue(NewDepartmentTask(DepartmentPayload{Portal: b.portal, Name: "New B", Parent: 1}, dg))
+	enqueue(NewDepartmentTask(DepartmentPayload{Portal: b.portal, Name: "New C", Parent: existingDept}, dg))
+	enqueue(NewWorkplaceTask(WorkplacePayload{Portal: b.portal, Title: "Dup W"}, wg))
+	enqueue(NewWorkplaceTask(WorkplacePayload{Portal: b.portal, Title: "New W"}, wg))
+	before := b.sim.Stats()
+	bs.startBatch(t, BatchServerConfig(true), 1)
+
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		q, err := b.inspector.GetQueueInfo(b.queue)
+		if err == nil && q.Completed == 2 && q.Size == q.Completed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("batches not done: %s", bs.where())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s := b.sim.Stats()
+	if s.DuplicateDepartments != 0 || s.DuplicateWorkplaces != 0 {
+		t.Errorf("duplicates: %d departments, %d workplaces", s.DuplicateDepartments, s.DuplicateWorkplaces)
+	}
+	if got := s.DepartmentsCreated - before.DepartmentsCreated; got != 2 {
+		t.Errorf("%d departments created, want 2 (New B, New C)", got)
+	}
+	if got := s.WorkplacesCreated - before.WorkplacesCreated; got != 1 {
+		t.Errorf("%d workplaces created, want 1 (New W)", got)
+	}
+	// Per group: one lookup batch and one create batch.
+	if got := s.Requests - before.Requests; got != 4 {
+		t.Errorf("%d requests, want 4; calls %v", got, s.Calls)
+	}
+}

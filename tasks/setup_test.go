@@ -1,0 +1,206 @@
+package tasks
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/b24queue/b24queue/b24/b24test"
+	"github.com/b24queue/b24queue/importer"
+	"github.com/b24queue/b24queue/limiter"
+)
+
+// testRedisDB is this package's Redis database for tests.
+const testRedisDB = 2
+
+// bundle is what an end-to-end test of the package needs: a simulated
+// portal, the Redis client and the asynq client/inspector on DB 2, the
+// import engine, and a Handler wired like the worker wires it. Every bundle
+// has its own portal name (so its own queue) and key prefix; everything is
+// removed on t.Cleanup.
+type bundle struct {
+	sim       *b24test.Server
+	rdb       *redis.Client
+	prefix    string
+	portal    string // portal name; the queue is QueueName(portal)
+	queue     string
+	client    *asynq.Client
+	inspector *asynq.Inspector
+	limiter   *limiter.Limiter
+	attempts  *Attempts
+	b24portal *Portal
+	imports   *Imports
+	handler   *Handler
+	logger    *slog.Logger
+}
+
+// setupConfig adjusts setup.
+type setupConfig struct {
+	sim b24test.Config
+	// limits of the limiter; by default a little below the simulator's so
+	// that the tests do not run into 503s.
+	limits limiter.Config
+}
+
+// setup builds a bundle; cfg may adjust the defaults (Rate 50, Burst 50 in
+// the simulator). It skips when Redis does not answer and CI is unset. The
+// asynq server is not started: call b.start.
+func setup(t testing.TB, cfg ...func(*setupConfig)) *bundle {
+	t.Helper()
+	sc := setupConfig{
+		sim:    b24test.Config{Rate: 50, Burst: 50},
+		limits: limiter.Config{Rate: 48, Burst: 45},
+	}
+	for _, f := range cfg {
+		f(&sc)
+	}
+	rdb := bundleRedis(t)
+	b := &bundle{rdb: rdb, logger: bundleLogger()}
+	suffix := bundleHex(5)
+	b.prefix = "b24qtest:" + suffix
+	b.portal = "t" + suffix
+	b.queue = QueueName(b.portal)
+	b.client = asynq.NewClientFromRedisClient(rdb)
+	b.inspector = asynq.NewInspectorFromRedisClient(rdb)
+	t.Cleanup(func() {
+		ctx := context.Background()
+		_ = b.inspector.DeleteQueue(b.queue, true)
+		for _, pattern := range []string{b.prefix + ":*", "asynq:{" + b.queue + "}:*"} {
+			iter := rdb.Scan(ctx, 0, pattern, 1000).Iterator()
+			for iter.Next(ctx) {
+				rdb.Del(ctx, iter.Val())
+			}
+		}
+		_ = rdb.Close()
+	})
+
+	b.sim = b24test.NewServer(t, sc.sim)
+	b.limiter = limiter.New(rdb, sc.limits, limiter.WithPrefix(b.prefix+":lim"), limiter.WithLogger(b.logger))
+	b.attempts = NewAttempts(rdb, b.prefix)
+	var err error
+	b.b24portal, err = NewPortal(PortalConfig{Name: b.portal, WebhookURL: b.sim.WebhookURL(), Limits: sc.limits, Timeout: 10 * time.Second},
+		b.limiter, nil, nil, b.logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.imports = NewImports(rdb, b.client, b.prefix, b.logger)
+	b.handler = b.newHandler(t, b.imports)
+	return b
+}
+
+// newHandler returns a Handler of the bundle's portal reporting to tracker.
+func (b *bundle) newHandler(t testing.TB, tracker ImportTracker) *Handler {
+	t.Helper()
+	h, err := NewHandler(HandlerConfig{Portals: []*Portal{b.b24portal}, Attempts: b.attempts, Imports: tracker, Logger: b.logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// start runs an asynq server for the bundle's queue with h (b.handler when
+// nil), configured like the worker: RetryDelay, IsFailure, and short check
+// intervals so retries and parked tasks come back quickly. It is shut down
+// on t.Cleanup.
+func (b *bundle) start(t testing.TB, h *Handler) {
+	t.Helper()
+	if h == nil {
+		h = b.handler
+	}
+	srv := asynq.NewServerFromRedisClient(b.rdb, asynq.Config{
+		Concurrency:              10,
+		Queues:                   map[string]int{b.queue: 1},
+		RetryDelayFunc:           RetryDelay,
+		IsFailure:                IsFailure,
+		DelayedTaskCheckInterval: 200 * time.Millisecond,
+		TaskCheckInterval:        50 * time.Millisecond,
+		ShutdownTimeout:          2 * time.Second,
+		LogLevel:                 asynq.ErrorLevel,
+		Logger:                   bundleAsynqLogger{},
+	})
+	if err := srv.Start(h.Mux()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+}
+
+// waitDone polls the import's status until it is done or timeout passes.
+func (b *bundle) waitDone(t testing.TB, importID string, timeout time.Duration) importer.Status {
+	t.Helper()
+	return waitImportDone(t, b.imports, importID, timeout, nil)
+}
+
+// waitImportDone polls im's status of importID until it is done or timeout
+// passes; describe, if set, adds where the unfinished items are.
+func waitImportDone(t testing.TB, im *Imports, importID string, timeout time.Duration, describe func() string) importer.Status {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		st, err := im.Status(context.Background(), importID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Done {
+			return st
+		}
+		if time.Now().After(deadline) {
+			where := ""
+			if describe != nil {
+				where = "; " + describe()
+			}
+			t.Fatalf("import %s not done after %v: %+v%s", importID, timeout, st.Counts, where)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// bundleRedis returns a client on DB 2, or skips when Redis does not answer
+// and CI is unset.
+func bundleRedis(t testing.TB) *redis.Client {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", DB: testRedisDB, PoolSize: 40})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		_ = rdb.Close()
+		if os.Getenv("CI") == "" {
+			t.Skipf("redis not available: %v", err)
+		}
+		t.Fatalf("redis not available: %v", err)
+	}
+	return rdb
+}
+
+func bundleHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// bundleLogger writes warnings to stderr under -v and nothing otherwise. It
+// does not use t.Log: asynq goroutines may log after a test returned.
+func bundleLogger() *slog.Logger {
+	var w io.Writer = io.Discard
+	if testing.Verbose() {
+		w = os.Stderr
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// bundleAsynqLogger drops asynq's own logs; the handler's logs say what
+// happened to each task.
+type bundleAsynqLogger struct{}
+
+func (bundleAsynqLogger) Debug(...any) {}
+func (bundleAsynqLogger) Info(...any)  {}
+func (bundleAsynqLogger) Warn(...any)  {}
+func (bundleAsynqLogger) Error(...any) {}
+func (bundleAsynqLogger) Fatal(...any) {}

@@ -1,0 +1,111 @@
+package tasks
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/hibiken/asynq"
+)
+
+// Task type names, in asynq's "domain:action" style.
+const (
+	TypeDepartmentCreate = "department:create"
+	TypeWorkplaceCreate  = "workplace:create"
+)
+
+// DefaultPortal is the portal name used when a producer names none; it is the
+// portal that B24_WEBHOOK_URL defines.
+const DefaultPortal = "default"
+
+// Defaults of the task options set by the constructors. They are chosen so
+// that rate limiting can never exhaust the retries (parking for a limit does
+// not count as a retry at all, see IsFailure) and so that finished tasks stay
+// visible in the dashboard for a while.
+const (
+	DefaultMaxRetry  = 25
+	DefaultTimeout   = 3 * time.Minute
+	DefaultRetention = 72 * time.Hour
+)
+
+// QueueName is the asynq queue that carries the tasks of one portal. One queue
+// per portal keeps a huge import on one portal from standing in front of the
+// small jobs of another: the worker serves every portal's queue with equal
+// weight.
+func QueueName(portal string) string { return "b24:" + portal }
+
+var portalName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// MaxNameLength is the longest department name or workplace title accepted,
+// in characters.
+const MaxNameLength = 255
+
+// ValidationError lists every problem found in a task's input.
+type ValidationError struct {
+	Problems []string
+}
+
+func (e *ValidationError) Error() string {
+	return "invalid task: " + strings.Join(e.Problems, "; ")
+}
+
+func checkPortal(p string, problems []string) []string {
+	if !portalName.MatchString(p) {
+		problems = append(problems, fmt.Sprintf("portal %q: must match %s", p, portalName))
+	}
+	return problems
+}
+
+func checkName(field, v string, problems []string) []string {
+	switch {
+	case strings.TrimSpace(v) == "":
+		problems = append(problems, field+" is empty")
+	case !utf8.ValidString(v):
+		problems = append(problems, field+" is not valid UTF-8")
+	case utf8.RuneCountInString(v) > MaxNameLength:
+		problems = append(problems, fmt.Sprintf("%s is longer than %d characters", field, MaxNameLength))
+	case strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		problems = append(problems, field+" contains control characters")
+	}
+	return problems
+}
+
+func problemsErr(problems []string) error {
+	if len(problems) == 0 {
+		return nil
+	}
+	return &ValidationError{Problems: problems}
+}
+
+// Options returns the task options the constructors use for a portal's
+// task, followed by extra, which may override them (asynq applies options in
+// order).
+func Options(portal string, extra ...asynq.Option) []asynq.Option {
+	opts := []asynq.Option{
+		asynq.Queue(QueueName(portal)),
+		asynq.MaxRetry(DefaultMaxRetry),
+		asynq.Timeout(DefaultTimeout),
+		asynq.Retention(DefaultRetention),
+	}
+	return append(opts, extra...)
+}
+
+// newTask validates p and encodes it as a task of type typ on portal's queue.
+func newTask(typ, portal string, p interface{ Validate() error }, opts []asynq.Option) (*asynq.Task, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	data, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s payload: %w", typ, err)
+	}
+	return asynq.NewTask(typ, data, Options(portal, opts...)...), nil
+}
+
+// ErrUnknownPortal is returned (wrapped) when a task names a portal the
+// worker has no credentials for.
+var ErrUnknownPortal = errors.New("unknown portal")
