@@ -3,8 +3,13 @@
 package e2e
 
 import (
+	"net/http"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/b24queue/b24queue/b24/b24test"
 )
 
 // importUnderFaults runs an n-department import of the given depth through
@@ -26,27 +31,56 @@ func importUnderFaults(t *testing.T, n, depth int, extraEnv map[string]string, s
 	return st, s
 }
 
+// faultSeed seeds the simulator's dice so that, at 10% each for error,
+// lost response and slow answer, its first ten requests roll
+// "...L...E.S": each kind once (b24test rolls error, then lost, then slow).
+const faultSeed = "89"
+
+// TestFaultSeedHitsEveryKindEarly keeps faultSeed honest: with it, the
+// simulator's first ten requests inject each kind of fault.
+func TestFaultSeedHitsEveryKindEarly(t *testing.T) {
+	t.Parallel()
+	seed, _ := strconv.ParseInt(faultSeed, 10, 64)
+	sim := b24test.NewServer(t, b24test.Config{Seed: seed, Faults: b24test.Faults{
+		ErrorRate: 0.1, LostResponseRate: 0.1, SlowRate: 0.1, SlowDelay: time.Millisecond}})
+	for range 10 {
+		resp, err := http.Post(sim.WebhookURL()+"department.get", "application/json", strings.NewReader("{}"))
+		if err == nil {
+			resp.Body.Close()
+		}
+	}
+	faults := sim.Stats().Faults
+	for _, k := range []string{"error", "lost_response", "slow"} {
+		if faults[k] != 1 {
+			t.Errorf("seed %s: %d %q faults in the first 10 requests, want 1 (all: %v)", faultSeed, faults[k], k, faults)
+		}
+	}
+}
+
 // TestPortalFaults: HTTP 500 before the work, responses lost after the
 // department was created, and answers slower (2 s) than B24_TIMEOUT (1 s)
-// after it was created. The ambiguous ones (lost, slow) are retried with a
-// lookup first: zero duplicates. Call by call (B24_BATCH=0; 60 departments,
-// since a failed call retries its whole group with backoff) the rates are
-// the 10% each; batch mode sends a request per tree level and group, so its tree is deeper (12 levels) and its rates are
-// 20% each, so that every kind of fault is hit among its few requests.
+// after it was created, at the 10% each. The ambiguous ones (lost,
+// slow) are retried with a lookup first: zero duplicates. Batch mode sends
+// a request per tree level and group, so its tree is deep (12 levels);
+// call by call (B24_BATCH=0) it is 60 departments, since a failed call
+// retries its whole group with backoff.
+//
+// The simulator's dice are seeded (faultSeed) so that every kind of fault
+// is hit among the first ten requests, however few requests a run needs;
+// the rest of the run rolls them at 10% as usual.
 func TestPortalFaults(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		batch    string
 		n, depth int
-		rate     string
 	}{
-		{"1", 200, 12, "0.2"},
-		{"0", 60, 3, "0.1"},
+		{"1", 200, 12},
+		{"0", 60, 3},
 	} {
 		t.Run("batch="+tc.batch, func(t *testing.T) {
 			t.Parallel()
 			_, s := importUnderFaults(t, tc.n, tc.depth, map[string]string{"B24_TIMEOUT": "1s", "B24_BATCH": tc.batch},
-				"--error-rate", tc.rate, "--lost-response-rate", tc.rate, "--slow-rate", tc.rate, "--slow-delay", "2s")
+				"--seed", faultSeed, "--error-rate", "0.1", "--lost-response-rate", "0.1", "--slow-rate", "0.1", "--slow-delay", "2s")
 			st := s.Stats(t)
 			t.Logf("faults injected: %v; requests %d", st.Faults, st.Requests)
 			for _, k := range []string{"error", "lost_response", "slow"} {

@@ -68,14 +68,18 @@ func TestRedisRestartNonPersistent(t *testing.T) {
 	}) {
 		t.Fatal("worker /healthz not 200 after Redis came back")
 	}
-	// Tasks running at the restart may still finish; then nothing moves.
-	time.Sleep(3 * time.Second)
-	stalled := s.Stats(t).DepartmentsCreated
-	time.Sleep(5 * time.Second)
-	st := s.Stats(t)
-	if st.DepartmentsCreated != stalled {
-		t.Errorf("departments still being created after the queue was lost: %d → %d", stalled, st.DepartmentsCreated)
+	// Tasks running at the restart may still finish (a batch of 50 at the
+	// simulator's 100 ms per command runs for 5 s); then nothing moves.
+	stalled, quiet := s.Stats(t).DepartmentsCreated, time.Now()
+	if !waitFor(30*time.Second, func() bool {
+		if n := s.Stats(t).DepartmentsCreated; n != stalled {
+			stalled, quiet = n, time.Now()
+		}
+		return time.Since(quiet) >= 5*time.Second
+	}) {
+		t.Errorf("departments still being created 30 s after the queue was lost: %d so far", stalled)
 	}
+	st := s.Stats(t)
 	if st.DepartmentsCreated >= len(tr.Depts) {
 		t.Fatalf("import completed (%d) although Redis lost its queue", st.DepartmentsCreated)
 	}

@@ -70,8 +70,13 @@ func IsFailure(err error) bool {
 
 // RetryDelay is the asynq RetryDelayFunc: parked tasks come back at their
 // time (plus a little jitter so a fleet does not wake at one instant), other
-// failures back off exponentially from 2 s to 10 min with ±25% jitter.
-func RetryDelay(n int, err error, _ *asynq.Task) time.Duration {
+// failures back off exponentially with ±25% jitter: a single task from 2 s
+// to 10 min, a batch:create task from 1 s to 1 min. A batch carries a whole
+// level of an import (up to 50 items) and everything below it waits for
+// it, so a long pause after a few unlucky failures stalls the import far
+// more than it spares the portal: each attempt is one request, paced by
+// the shared limiter like any other.
+func RetryDelay(n int, err error, t *asynq.Task) time.Duration {
 	var park *ParkError
 	if errors.As(err, &park) {
 		d := time.Until(park.Until)
@@ -80,7 +85,10 @@ func RetryDelay(n int, err error, _ *asynq.Task) time.Duration {
 		}
 		return d + time.Duration(rand.Int64N(int64(500*time.Millisecond)))
 	}
-	const base, ceiling = 2 * time.Second, 10 * time.Minute
+	base, ceiling := 2*time.Second, 10*time.Minute
+	if t != nil && t.Type() == TypeBatchCreate {
+		base, ceiling = time.Second, time.Minute
+	}
 	d := ceiling
 	if n < 20 {
 		d = min(base<<n, ceiling)

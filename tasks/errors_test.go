@@ -98,4 +98,22 @@ func TestRetryDelayBacksOffExponentiallyWithJitter(t *testing.T) {
 	}
 }
 
+func TestRetryDelayOfABatchIsShorter(t *testing.T) {
+	t.Parallel()
+	transient := errors.New("connection reset")
+	batch := asynq.NewTask(TypeBatchCreate, nil)
+	for n, base := range map[int]time.Duration{0: time.Second, 3: 8 * time.Second, 6: time.Minute, 30: time.Minute} {
+		lo, hi := base*3/4, base*5/4
+		for range 50 {
+			if d := RetryDelay(n, transient, batch); d < lo || d > hi {
+				t.Fatalf("batch RetryDelay(%d) = %v, want within [%v, %v]", n, d, lo, hi)
+			}
+		}
+	}
+	// A parked batch still waits for its time.
+	if d := RetryDelay(5, &ParkError{Until: time.Now().Add(3 * time.Minute)}, batch); d < 179*time.Second {
+		t.Fatalf("parked batch RetryDelay = %v, want about 3 min", d)
+	}
+}
+
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
