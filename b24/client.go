@@ -297,7 +297,7 @@ func (c *Client) Call(ctx context.Context, method string, params any, out any) (
 	return env.meta(), nil
 }
 
-// envelope is a decoded answer.
+// envelope is a decoded answer. Its keys match exactly (see UnmarshalJSON).
 type envelope struct {
 	Result json.RawMessage `json:"result"`
 	Error  json.RawMessage `json:"error"`
@@ -305,6 +305,22 @@ type envelope struct {
 	Total  json.RawMessage `json:"total"`
 	Next   json.RawMessage `json:"next"`
 	Time   json.RawMessage `json:"time"`
+}
+
+// UnmarshalJSON matches the answer's keys exactly. encoding/json would fill
+// Result from "Result" or "rEsult" too, and an answer that is not the
+// portal's must never pass for a success.
+func (e *envelope) UnmarshalJSON(b []byte) error {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	if m == nil {
+		return errors.New("answer is null")
+	}
+	*e = envelope{Result: m["result"], Error: m["error"], Desc: m["error_description"],
+		Total: m["total"], Next: m["next"], Time: m["time"]}
+	return nil
 }
 
 func (e *envelope) meta() Meta {
