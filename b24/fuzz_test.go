@@ -45,7 +45,8 @@ func (a *fuzzAnswer) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 const fuzzSecret = "fuzzsecret0123456789abcdef"
 
 // validID is the oracle for an ID result: a positive integer, as a JSON
-// number or a string of digits (PHP's encoding), nothing else.
+// number or a string (PHP's encoding) holding an integer or a JSON number
+// literal with nothing around it.
 func validID(raw json.RawMessage) (int64, bool) {
 	s := strings.TrimSpace(string(raw))
 	if uq, err := strconv.Unquote(s); err == nil && strings.HasPrefix(s, `"`) {
@@ -53,8 +54,9 @@ func validID(raw json.RawMessage) (int64, bool) {
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil {
+		// Otherwise only a JSON number literal, nothing around it.
 		var f float64
-		if json.Unmarshal([]byte(s), &f) != nil || f != float64(int64(f)) {
+		if s != strings.TrimSpace(s) || json.Unmarshal([]byte(s), &f) != nil || f != float64(int64(f)) {
 			return 0, false
 		}
 		n = int64(f)

@@ -95,7 +95,9 @@ func (i *flexInt) UnmarshalJSON(b []byte) error {
 }
 
 // strictInt is like flexInt but fails on a value that is not a number, for
-// results that must be an ID.
+// results that must be an ID: an integer (18, "18", "+18") or a JSON number
+// with an integral value (18.0, "1.8e1"). Anything else strconv.ParseFloat
+// would take (" 18", "0x12p0", "Inf") is refused.
 type strictInt int64
 
 func (i *strictInt) UnmarshalJSON(b []byte) error {
@@ -103,6 +105,10 @@ func (i *strictInt) UnmarshalJSON(b []byte) error {
 	if ok {
 		*i = strictInt(n)
 		return nil
+	}
+	var num json.Number
+	if len(b) == 0 || !(b[0] == '-' || b[0] >= '0' && b[0] <= '9') || json.Unmarshal(b, &num) != nil {
+		return fmt.Errorf("not an integer: %.40q", b)
 	}
 	f, err := strconv.ParseFloat(string(b), 64)
 	if err != nil || f != math.Trunc(f) || math.Abs(f) > 1<<53 {
