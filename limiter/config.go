@@ -144,6 +144,12 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// operatingThreshold is OperatingMargin × OperatingLimit: the operating
+// time at which a method is treated as blocked.
+func (c Config) operatingThreshold() time.Duration {
+	return time.Duration(float64(c.OperatingLimit) * c.OperatingMargin)
+}
+
 // SharedBurst is the most requests the shared bucket grants at once: Burst
 // less the headroom, ceil(Headroom × Burst) but at least 1 request when
 // Burst > 1, and never less than 1 in total. For Burst 50 and the default

@@ -52,6 +52,10 @@ type Limiter struct {
 	portals map[string]*portalState
 	pauses  map[string]*pauseState // by portal; kept across Configure
 
+	// tracked: portal + "\x00" + method → true while the last grant saw
+	// the method's report hash (see Tracked).
+	tracked sync.Map
+
 	subMu  sync.Mutex
 	sub    *subscription // nil until the first Wait
 	closed bool
@@ -260,7 +264,7 @@ func (l *Limiter) Wait(ctx context.Context, portal, method string) error {
 	// Looked up before reserving, so that a cooldown announced while the
 	// script runs is seen below.
 	pz := l.pauseOf(portal)
-	g, err := l.reserve(ctx, p, portal, method, allowed)
+	g, err := l.reserveAfterInflight(ctx, p, portal, method, limit)
 	if err != nil {
 		res.Cancel() // gives the local token back if it is still in the future
 		return err
@@ -271,7 +275,7 @@ func (l *Limiter) Wait(ctx context.Context, portal, method string) error {
 		if until > g.slot {
 			// A 503's cooldown covers the slot: queue again behind it. The
 			// slot given up is lost; the bucket has already moved past it.
-			if g, err = l.reserve(ctx, p, portal, method, time.Until(limit)); err != nil {
+			if g, err = l.reserveAfterInflight(ctx, p, portal, method, limit); err != nil {
 				return err
 			}
 			at = time.Now().Add(g.delay)
@@ -304,6 +308,9 @@ func (l *Limiter) Reserve(ctx context.Context, portal, method string) (time.Dura
 		return 0, err
 	}
 	g, err := l.reserve(ctx, p, portal, method, l.allowed(ctx))
+	if fl, ok := errors.AsType[*inflightError](err); ok {
+		return 0, &DelayError{Portal: portal, Delay: fl.wait}
+	}
 	return g.delay, err
 }
 
@@ -313,51 +320,94 @@ type grant struct {
 	slot  int64         // the slot, µs, by the scripts' clock
 }
 
+// inflightError is reserve's answer when the calls of the method already in
+// flight may use up its operating budget: ask again after wait, when some
+// have been answered and reported.
+type inflightError struct{ wait time.Duration }
+
+func (e *inflightError) Error() string {
+	return fmt.Sprintf("calls in flight may use up the operating budget; ask again in %s", e.wait)
+}
+
+// reserveAfterInflight reserves like reserve, sleeping and asking again while
+// the method's calls in flight hold it back, up to limit (then a
+// *DelayError).
+func (l *Limiter) reserveAfterInflight(ctx context.Context, p *portalState, portal, method string, limit time.Time) (grant, error) {
+	for {
+		g, err := l.reserve(ctx, p, portal, method, time.Until(limit))
+		var fl *inflightError
+		if !errors.As(err, &fl) {
+			return g, err
+		}
+		if time.Now().Add(fl.wait).After(limit) {
+			return grant{}, &DelayError{Portal: portal, Delay: fl.wait}
+		}
+		if err := sleep(ctx, fl.wait); err != nil {
+			return grant{}, fmt.Errorf("limiter: wait for portal %q: %w", portal, err)
+		}
+	}
+}
+
 func (l *Limiter) reserve(ctx context.Context, p *portalState, portal, method string, allowed time.Duration) (grant, error) {
 	c := p.cfg
 	maxDelay := max(allowed.Microseconds(), 0)
 	cctx, cancel := l.callCtx(ctx)
 	defer cancel()
 	res, err := grantScript.Run(cctx, l.rdb,
-		[]string{l.key(portal, "bucket"), l.key(portal, "block", method)},
+		[]string{l.key(portal, "bucket"), l.key(portal, "block", method), l.key(portal, "op", method)},
 		l.nowArg(), c.Rate, c.SharedBurst(), c.MinRate, maxDelay, c.Burst, idleTTL.Milliseconds(),
+		c.operatingThreshold().Microseconds(), inflightTTL.Microseconds(),
 	).Slice()
 	if err != nil {
 		return grant{}, fmt.Errorf("limiter: reserve slot for portal %q: %w", portal, err)
 	}
-	code, val, r, slot, err := parseGrant(res)
+	ans, err := parseGrant(res)
 	if err != nil {
 		return grant{}, fmt.Errorf("limiter: reserve slot for portal %q: %w", portal, err)
 	}
-	switch code {
+	if ans.code != 1 {
+		l.setTracked(portal, method, ans.tracked)
+	}
+	val := time.Duration(ans.val) * time.Microsecond
+	switch ans.code {
 	case 0:
-		l.metrics.EffectiveRate(portal, r)
-		return grant{delay: time.Duration(val) * time.Microsecond, slot: slot}, nil
+		l.metrics.EffectiveRate(portal, ans.rate)
+		return grant{delay: val, slot: ans.slot}, nil
 	case 1:
 		l.metrics.Blocked(portal, method)
-		return grant{}, &BlockedError{Portal: portal, Method: method, Until: time.UnixMicro(val)}
+		return grant{}, &BlockedError{Portal: portal, Method: method, Until: time.UnixMicro(ans.val)}
+	case 3:
+		return grant{}, &inflightError{wait: val}
 	default:
-		return grant{}, &DelayError{Portal: portal, Delay: time.Duration(val) * time.Microsecond}
+		return grant{}, &DelayError{Portal: portal, Delay: val}
 	}
 }
 
-func parseGrant(res []any) (code, val int64, r float64, slot int64, err error) {
+// grantAnswer is grantScript's answer.
+type grantAnswer struct {
+	code, val, slot int64
+	rate            float64
+	tracked         bool
+}
+
+func parseGrant(res []any) (grantAnswer, error) {
 	bad := func() error { return fmt.Errorf("unexpected script answer %v", res) }
-	if len(res) != 4 {
-		return 0, 0, 0, 0, bad()
+	if len(res) != 5 {
+		return grantAnswer{}, bad()
 	}
 	code, ok1 := res[0].(int64)
 	val, ok2 := res[1].(int64)
 	s, ok3 := res[2].(string)
 	slot, ok4 := res[3].(int64)
-	if !ok1 || !ok2 || !ok3 || !ok4 {
-		return 0, 0, 0, 0, bad()
+	tracked, ok5 := res[4].(int64)
+	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 {
+		return grantAnswer{}, bad()
 	}
-	r, err = strconv.ParseFloat(s, 64)
+	r, err := strconv.ParseFloat(s, 64)
 	if err != nil {
-		return 0, 0, 0, 0, fmt.Errorf("unexpected rate in script answer: %w", err)
+		return grantAnswer{}, fmt.Errorf("unexpected rate in script answer: %w", err)
 	}
-	return code, val, r, slot, nil
+	return grantAnswer{code: code, val: val, slot: slot, rate: r, tracked: tracked == 1}, nil
 }
 
 // Throttled tells every process that the portal answered 503

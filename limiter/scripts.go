@@ -31,13 +31,33 @@ end
 local function fmt(x) return string.format('%.0f', x) end
 `
 
-// grantScript: KEYS[1] bucket, KEYS[2] block key of the method.
-// ARGV: now, rate, burst, minRate, maxDelay µs (<0: no limit), increase step
-// (grants), idle TTL ms.
-// Returns {0, delay µs, rate, slot µs} granted, where slot = now + delay is
-// the absolute time of the slot (compared with a cooldown's end by waiters);
-// {1, until µs, rate, 0} blocked; {2, delay µs, rate, 0} not reserved because
-// delay > maxDelay.
+// The report hash of a method (KEYS[2] of block, KEYS[3] of grant) holds
+// the portal's last operating report and the fleet's calls in flight:
+//
+//	operating    µs the method used in the window, as last reported
+//	reset_at     µs when the oldest counted execution leaves the window
+//	observed_at  µs of the report
+//	cost         µs one call is billed (the reports' processing: the
+//	             largest seen, decaying by 10% of the gap per report)
+//	fl, fl_at    calls granted since and not yet reported, and the time of
+//	             the last such grant; fl counts as 0 once fl_at is older
+//	             than the in-flight TTL (a call that ended without a report)
+//
+// It exists only while the method is close enough to its budget for the
+// workers to report every answer (see [Limiter.Tracked]).
+
+// grantScript: KEYS[1] bucket, KEYS[2] block key, KEYS[3] report key of the
+// method. ARGV: now, rate, burst, minRate, maxDelay µs (<0: no limit),
+// increase step (grants), idle TTL ms, operating threshold µs, in-flight
+// TTL µs.
+// Returns {code, value, rate, slot, tracked}: {0, delay µs, rate, slot µs}
+// granted, where slot = now + delay is the absolute time of the slot
+// (compared with a cooldown's end by waiters); {1, until µs, rate, 0}
+// blocked; {2, delay µs, rate, 0} not reserved because delay > maxDelay;
+// {3, wait µs, rate, 0} not reserved because the calls in flight may use up
+// the method's budget (or the window moved since the last report and one of
+// them is measuring it): ask again after wait. tracked is 1 when the method
+// has a report hash.
 var grantScript = redis.NewScript(luaPrelude + `
 local cfg = tonumber(ARGV[2])
 local burst = tonumber(ARGV[3])
@@ -45,11 +65,33 @@ local minr = tonumber(ARGV[4])
 local maxd = tonumber(ARGV[5])
 local step = tonumber(ARGV[6])
 local idle = tonumber(ARGV[7])
+local threshold = tonumber(ARGV[8])
+local flttl = tonumber(ARGV[9])
 
 local blocked = redis.call('GET', KEYS[2])
 if blocked then
   local untl = tonumber(blocked)
-  if untl > now then return {1, untl, tostring(cfg), 0} end
+  if untl > now then return {1, untl, tostring(cfg), 0, 0} end
+end
+
+local tracked = 0
+local fl = 0
+local rep = redis.call('HMGET', KEYS[3], 'operating', 'reset_at', 'cost', 'fl', 'fl_at')
+local cost = tonumber(rep[3] or '') or 0
+if cost > 0 then
+  tracked = 1
+  fl = tonumber(rep[4] or '') or 0
+  if (tonumber(rep[5] or '') or 0) + flttl < now then fl = 0 end
+  if fl > 0 then
+    local op = tonumber(rep[1] or '') or 0
+    local reset = tonumber(rep[2] or '') or 0
+    if (reset > 0 and reset <= now) or op + fl * cost >= threshold then
+      local w = cost
+      if w < 50000 then w = 50000 end
+      if w > 1000000 then w = 1000000 end
+      return {3, math.ceil(w), tostring(cfg), 0, 1}
+    end
+  end
 end
 
 local st = redis.call('HMGET', KEYS[1], 'tat', 'rate', 'n')
@@ -65,9 +107,12 @@ local slot = tat + T - burst * T
 local delay = slot - now
 if delay < 0 then delay = 0 end
 if maxd >= 0 and delay > maxd then
-  return {2, math.ceil(delay), tostring(r), 0}
+  return {2, math.ceil(delay), tostring(r), 0, tracked}
 end
 tat = tat + T
+if tracked == 1 then
+  redis.call('HSET', KEYS[3], 'fl', fl + 1, 'fl_at', fmt(now))
+end
 
 if r < cfg then
   n = n + 1
@@ -83,7 +128,7 @@ else
 end
 redis.call('HSET', KEYS[1], 'tat', fmt(tat), 'rate', string.format('%.17g', r), 'n', n)
 redis.call('PEXPIRE', KEYS[1], math.ceil((tat - now) / 1000) + idle)
-return {0, math.ceil(delay), tostring(r), now + math.ceil(delay)}
+return {0, math.ceil(delay), tostring(r), now + math.ceil(delay), tracked}
 `)
 
 // throttleScript: KEYS[1] bucket. ARGV: now, rate, burst, minRate, cooldown
@@ -130,8 +175,10 @@ return {tostring(nr), decreased, math.ceil(cend)}
 // blockScript: KEYS[1] block key, KEYS[2] report key. ARGV: now, until µs
 // (0: unknown — the stored report's reset time if ahead, else now+fallback),
 // operating µs (<0: no report), resetAt µs,
-// threshold µs, fallback block µs, report TTL ms.
-// With a report it is stored in KEYS[2]; the method is blocked when
+// threshold µs, fallback block µs, report TTL ms, processing µs (the
+// reported call's billed time; 0: unknown).
+// With a report it is stored in KEYS[2] (one call fewer in flight, the
+// cost estimate updated); the method is blocked when
 // operating >= threshold, until resetAt if that is in the future, else for the
 // fallback duration. Without a report until (or now+fallback if until <= now)
 // is applied. A block is only ever extended. Returns the block's until µs
@@ -143,9 +190,16 @@ local reset = tonumber(ARGV[4])
 local threshold = tonumber(ARGV[5])
 local fallback = tonumber(ARGV[6])
 local rttl = tonumber(ARGV[7])
+local proc = tonumber(ARGV[8])
 
 if op >= 0 then
-  redis.call('HSET', KEYS[2], 'operating', fmt(op), 'reset_at', fmt(reset), 'observed_at', fmt(now))
+  local st = redis.call('HMGET', KEYS[2], 'cost', 'fl')
+  local cost = tonumber(st[1] or '') or 0
+  if proc > cost then cost = proc elseif proc > 0 then cost = cost - (cost - proc) / 10 end
+  local fl = (tonumber(st[2] or '') or 0) - 1
+  if fl < 0 then fl = 0 end
+  redis.call('HSET', KEYS[2], 'operating', fmt(op), 'reset_at', fmt(reset), 'observed_at', fmt(now),
+    'cost', fmt(cost), 'fl', fl)
   redis.call('PEXPIRE', KEYS[2], rttl)
   untl = 0
   if op >= threshold then
@@ -168,6 +222,14 @@ if untl > cur then
   return untl
 end
 return cur
+`)
+
+// doneScript: KEYS[1] report key. One call fewer in flight (a call that
+// ended without a report). Returns nothing.
+var doneScript = redis.NewScript(`
+local fl = tonumber(redis.call('HGET', KEYS[1], 'fl') or '')
+if fl and fl > 0 then redis.call('HSET', KEYS[1], 'fl', fl - 1) end
+return 0
 `)
 
 // blockedScript: KEYS[1] block key. ARGV: now. Returns until µs or 0.

@@ -189,13 +189,18 @@ func (p *Portal) observe(info b24.CallInfo) {
 	defer cancel()
 	p.metrics.call(p.Name, info)
 	var err error
-	switch b24.Classify(info.Err) {
+	class := b24.Classify(info.Err)
+	switch class {
 	case b24.RateLimited:
 		err = p.limiter.Throttled(ctx, p.Name)
 	case b24.MethodBlocked:
 		err = p.limiter.Block(ctx, p.Name, info.Method, time.Time{})
 	case b24.OK:
 		err = p.observeOperating(ctx, info.Method, info.Time)
+	}
+	if class != b24.OK && p.limiter.Tracked(p.Name, info.Method) {
+		// The call counted as in flight; it brought no report.
+		err = errors.Join(err, p.limiter.Done(ctx, p.Name, info.Method))
 	}
 	for _, c := range info.Commands {
 		if c.Err == nil {
@@ -209,12 +214,14 @@ func (p *Portal) observe(info b24.CallInfo) {
 
 // observeOperating reports the time block of a successful answer. Reports far
 // below the limit carry nothing the limiter would act on, so they cost no
-// Redis round trip.
+// Redis round trip, unless the fleet tracks the method's calls in flight
+// (limiter.Limiter.ObserveCall), which needs every answer.
 func (p *Portal) observeOperating(ctx context.Context, method string, t b24.Time) error {
 	operating := time.Duration(t.Operating * float64(time.Second))
 	p.metrics.operating(p.Name, method, t.Operating)
-	if operating < p.limits.OperatingLimit/2 {
+	if operating < p.limits.OperatingLimit/2 && !p.limiter.Tracked(p.Name, method) {
 		return nil
 	}
-	return p.limiter.Observe(ctx, p.Name, method, operating, t.ResetAt())
+	return p.limiter.ObserveCall(ctx, p.Name, method, limiter.Report{Operating: operating, ResetAt: t.ResetAt(),
+		Processing: time.Duration(t.Processing * float64(time.Second))})
 }
