@@ -233,29 +233,58 @@ func (l *Limiter) allowed(ctx context.Context) time.Duration {
 // If ctx is cancelled while sleeping for a reserved slot, Wait returns the
 // context's error and the slot is lost (it is not handed to someone else).
 func (l *Limiter) Wait(ctx context.Context, portal, method string) error {
+	_, err := l.wait(ctx, portal, method, nil)
+	return err
+}
+
+// Mark is a key [Limiter.WaitMarked] sets in the same round trip as the
+// grant. It must carry the portal's hash tag ({portal}) so that it lives in
+// the bucket's Cluster slot.
+type Mark struct {
+	Key string
+	TTL time.Duration
+}
+
+// WaitMarked is [Limiter.Wait] that also sets mark.Key (with mark.TTL) in
+// the same atomic step that grants the slot, and reports whether the key
+// was already set. It is for callers that must record their intent before
+// the request leaves (an attempt marker that makes a re-run look up what
+// this request may have created) without a round trip of its own. The key
+// is set only if a slot is granted: when WaitMarked returns an error before
+// that (a block, a delay, Redis unreachable) it was not touched. A slot
+// granted and then given up to another process's 503 leaves the key set:
+// the request is still coming.
+func (l *Limiter) WaitMarked(ctx context.Context, portal, method string, mark Mark) (alreadySet bool, err error) {
+	if !strings.Contains(mark.Key, "{"+portal+"}") || mark.TTL <= 0 {
+		return false, fmt.Errorf("limiter: mark %q: want a key with the {%s} hash tag and a positive TTL", mark.Key, portal)
+	}
+	return l.wait(ctx, portal, method, &mark)
+}
+
+func (l *Limiter) wait(ctx context.Context, portal, method string, mark *Mark) (alreadySet bool, err error) {
 	start := time.Now()
 	p, err := l.state(portal)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("limiter: wait for portal %q: %w", portal, err)
+		return false, fmt.Errorf("limiter: wait for portal %q: %w", portal, err)
 	}
 	allowed := l.allowed(ctx)
 	limit := start.Add(allowed) // the latest slot the caller accepts
 
 	res := p.local.ReserveN(start, 1)
 	if !res.OK() { // cannot happen with LocalBurst >= 1; be defensive
-		return fmt.Errorf("limiter: portal %q: local limiter refused", portal)
+		return false, fmt.Errorf("limiter: portal %q: local limiter refused", portal)
 	}
 	if d := res.DelayFrom(start); d > 0 {
 		if d > allowed {
 			res.CancelAt(start)
-			return &DelayError{Portal: portal, Delay: d}
+			return false, &DelayError{Portal: portal, Delay: d}
 		}
 		if err := sleep(ctx, d); err != nil {
 			res.Cancel()
-			return fmt.Errorf("limiter: wait for portal %q: %w", portal, err)
+			return false, fmt.Errorf("limiter: wait for portal %q: %w", portal, err)
 		}
 		allowed -= time.Since(start)
 	}
@@ -264,26 +293,28 @@ func (l *Limiter) Wait(ctx context.Context, portal, method string) error {
 	// Looked up before reserving, so that a cooldown announced while the
 	// script runs is seen below.
 	pz := l.pauseOf(portal)
-	g, err := l.reserveAfterInflight(ctx, p, portal, method, limit)
+	g, err := l.reserveAfterInflight(ctx, p, portal, method, limit, mark)
 	if err != nil {
 		res.Cancel() // gives the local token back if it is still in the future
-		return err
+		return false, err
 	}
+	alreadySet = g.marked
 	at := time.Now().Add(g.delay)
 	for {
 		until, paused := pz.snapshot()
 		if until > g.slot {
 			// A 503's cooldown covers the slot: queue again behind it. The
 			// slot given up is lost; the bucket has already moved past it.
-			if g, err = l.reserveAfterInflight(ctx, p, portal, method, limit); err != nil {
-				return err
+			// (The mark is set already.)
+			if g, err = l.reserveAfterInflight(ctx, p, portal, method, limit, nil); err != nil {
+				return alreadySet, err
 			}
 			at = time.Now().Add(g.delay)
 			continue
 		}
 		woken, err := sleepUntil(ctx, at, paused)
 		if err != nil {
-			return fmt.Errorf("limiter: wait for portal %q: slot reserved in %s lost: %w", portal, time.Until(at), err)
+			return alreadySet, fmt.Errorf("limiter: wait for portal %q: slot reserved in %s lost: %w", portal, time.Until(at), err)
 		}
 		if !woken {
 			break
@@ -291,7 +322,7 @@ func (l *Limiter) Wait(ctx context.Context, portal, method string) error {
 		// Woken by a cooldown: compare it with the slot, then sleep on.
 	}
 	l.metrics.Waited(portal, time.Since(start))
-	return nil
+	return alreadySet, nil
 }
 
 // Reserve reserves one slot of method in portal's shared bucket and returns
@@ -307,7 +338,7 @@ func (l *Limiter) Reserve(ctx context.Context, portal, method string) (time.Dura
 	if err != nil {
 		return 0, err
 	}
-	g, err := l.reserve(ctx, p, portal, method, l.allowed(ctx))
+	g, err := l.reserve(ctx, p, portal, method, l.allowed(ctx), nil)
 	if fl, ok := errors.AsType[*inflightError](err); ok {
 		return 0, &DelayError{Portal: portal, Delay: fl.wait}
 	}
@@ -316,8 +347,9 @@ func (l *Limiter) Reserve(ctx context.Context, portal, method string) (time.Dura
 
 // grant is a reserved slot.
 type grant struct {
-	delay time.Duration // from the script's now to the slot
-	slot  int64         // the slot, µs, by the scripts' clock
+	delay  time.Duration // from the script's now to the slot
+	slot   int64         // the slot, µs, by the scripts' clock
+	marked bool          // the mark was already set (WaitMarked)
 }
 
 // inflightError is reserve's answer when the calls of the method already in
@@ -332,9 +364,9 @@ func (e *inflightError) Error() string {
 // reserveAfterInflight reserves like reserve, sleeping and asking again while
 // the method's calls in flight hold it back, up to limit (then a
 // *DelayError).
-func (l *Limiter) reserveAfterInflight(ctx context.Context, p *portalState, portal, method string, limit time.Time) (grant, error) {
+func (l *Limiter) reserveAfterInflight(ctx context.Context, p *portalState, portal, method string, limit time.Time, mark *Mark) (grant, error) {
 	for {
-		g, err := l.reserve(ctx, p, portal, method, time.Until(limit))
+		g, err := l.reserve(ctx, p, portal, method, time.Until(limit), mark)
 		var fl *inflightError
 		if !errors.As(err, &fl) {
 			return g, err
@@ -348,15 +380,20 @@ func (l *Limiter) reserveAfterInflight(ctx context.Context, p *portalState, port
 	}
 }
 
-func (l *Limiter) reserve(ctx context.Context, p *portalState, portal, method string, allowed time.Duration) (grant, error) {
+func (l *Limiter) reserve(ctx context.Context, p *portalState, portal, method string, allowed time.Duration, mark *Mark) (grant, error) {
 	c := p.cfg
 	maxDelay := max(allowed.Microseconds(), 0)
 	cctx, cancel := l.callCtx(ctx)
 	defer cancel()
-	res, err := grantScript.Run(cctx, l.rdb,
-		[]string{l.key(portal, "bucket"), l.key(portal, "block", method), l.key(portal, "op", method)},
+	keys := []string{l.key(portal, "bucket"), l.key(portal, "block", method), l.key(portal, "op", method)}
+	var markTTL int64
+	if mark != nil {
+		keys = append(keys, mark.Key)
+		markTTL = max(mark.TTL.Milliseconds(), 1)
+	}
+	res, err := grantScript.Run(cctx, l.rdb, keys,
 		l.nowArg(), c.Rate, c.SharedBurst(), c.MinRate, maxDelay, c.Burst, idleTTL.Milliseconds(),
-		c.operatingThreshold().Microseconds(), inflightTTL.Microseconds(),
+		c.operatingThreshold().Microseconds(), inflightTTL.Microseconds(), markTTL,
 	).Slice()
 	if err != nil {
 		return grant{}, fmt.Errorf("limiter: reserve slot for portal %q: %w", portal, err)
@@ -372,7 +409,7 @@ func (l *Limiter) reserve(ctx context.Context, p *portalState, portal, method st
 	switch ans.code {
 	case 0:
 		l.metrics.EffectiveRate(portal, ans.rate)
-		return grant{delay: val, slot: ans.slot}, nil
+		return grant{delay: val, slot: ans.slot, marked: ans.marked}, nil
 	case 1:
 		l.metrics.Blocked(portal, method)
 		return grant{}, &BlockedError{Portal: portal, Method: method, Until: time.UnixMicro(ans.val)}
@@ -387,12 +424,12 @@ func (l *Limiter) reserve(ctx context.Context, p *portalState, portal, method st
 type grantAnswer struct {
 	code, val, slot int64
 	rate            float64
-	tracked         bool
+	tracked, marked bool
 }
 
 func parseGrant(res []any) (grantAnswer, error) {
 	bad := func() error { return fmt.Errorf("unexpected script answer %v", res) }
-	if len(res) != 5 {
+	if len(res) != 6 {
 		return grantAnswer{}, bad()
 	}
 	code, ok1 := res[0].(int64)
@@ -400,14 +437,15 @@ func parseGrant(res []any) (grantAnswer, error) {
 	s, ok3 := res[2].(string)
 	slot, ok4 := res[3].(int64)
 	tracked, ok5 := res[4].(int64)
-	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 {
+	marked, ok6 := res[5].(int64)
+	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || !ok6 {
 		return grantAnswer{}, bad()
 	}
 	r, err := strconv.ParseFloat(s, 64)
 	if err != nil {
 		return grantAnswer{}, fmt.Errorf("unexpected rate in script answer: %w", err)
 	}
-	return grantAnswer{code: code, val: val, slot: slot, rate: r, tracked: tracked == 1}, nil
+	return grantAnswer{code: code, val: val, slot: slot, rate: r, tracked: tracked == 1, marked: marked == 1}, nil
 }
 
 // Throttled tells every process that the portal answered 503

@@ -47,17 +47,19 @@ local function fmt(x) return string.format('%.0f', x) end
 // workers to report every answer (see [Limiter.Tracked]).
 
 // grantScript: KEYS[1] bucket, KEYS[2] block key, KEYS[3] report key of the
-// method. ARGV: now, rate, burst, minRate, maxDelay µs (<0: no limit),
-// increase step (grants), idle TTL ms, operating threshold µs, in-flight
-// TTL µs.
-// Returns {code, value, rate, slot, tracked}: {0, delay µs, rate, slot µs}
+// method, optional KEYS[4] a marker to set with the grant (see
+// [Limiter.WaitMarked]). ARGV: now, rate, burst, minRate, maxDelay µs (<0: no
+// limit), increase step (grants), idle TTL ms, operating threshold µs,
+// in-flight TTL µs, marker TTL ms.
+// Returns {code, value, rate, slot, tracked, marked}: {0, delay µs, rate, slot µs}
 // granted, where slot = now + delay is the absolute time of the slot
 // (compared with a cooldown's end by waiters); {1, until µs, rate, 0}
 // blocked; {2, delay µs, rate, 0} not reserved because delay > maxDelay;
 // {3, wait µs, rate, 0} not reserved because the calls in flight may use up
 // the method's budget (or the window moved since the last report and one of
 // them is measuring it): ask again after wait. tracked is 1 when the method
-// has a report hash.
+// has a report hash; marked is 1 when a grant found the marker already set
+// (it is set, with its TTL, only when the slot is granted).
 var grantScript = redis.NewScript(luaPrelude + `
 local cfg = tonumber(ARGV[2])
 local burst = tonumber(ARGV[3])
@@ -71,7 +73,7 @@ local flttl = tonumber(ARGV[9])
 local blocked = redis.call('GET', KEYS[2])
 if blocked then
   local untl = tonumber(blocked)
-  if untl > now then return {1, untl, tostring(cfg), 0, 0} end
+  if untl > now then return {1, untl, tostring(cfg), 0, 0, 0} end
 end
 
 local tracked = 0
@@ -89,7 +91,7 @@ if cost > 0 then
       local w = cost
       if w < 50000 then w = 50000 end
       if w > 1000000 then w = 1000000 end
-      return {3, math.ceil(w), tostring(cfg), 0, 1}
+      return {3, math.ceil(w), tostring(cfg), 0, 1, 0}
     end
   end
 end
@@ -107,7 +109,7 @@ local slot = tat + T - burst * T
 local delay = slot - now
 if delay < 0 then delay = 0 end
 if maxd >= 0 and delay > maxd then
-  return {2, math.ceil(delay), tostring(r), 0, tracked}
+  return {2, math.ceil(delay), tostring(r), 0, tracked, 0}
 end
 tat = tat + T
 if tracked == 1 then
@@ -128,7 +130,11 @@ else
 end
 redis.call('HSET', KEYS[1], 'tat', fmt(tat), 'rate', string.format('%.17g', r), 'n', n)
 redis.call('PEXPIRE', KEYS[1], math.ceil((tat - now) / 1000) + idle)
-return {0, math.ceil(delay), tostring(r), now + math.ceil(delay), tracked}
+local marked = 0
+if KEYS[4] then
+  if redis.call('SET', KEYS[4], fmt(math.floor(now / 1000000)), 'PX', tonumber(ARGV[10]), 'GET') then marked = 1 end
+end
+return {0, math.ceil(delay), tostring(r), now + math.ceil(delay), tracked, marked}
 `)
 
 // throttleScript: KEYS[1] bucket. ARGV: now, rate, burst, minRate, cooldown

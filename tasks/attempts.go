@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/b24queue/b24queue/limiter"
 )
 
 // Attempts keeps one marker per task in Redis while a create call's outcome
@@ -84,6 +86,17 @@ func (a *Attempts) Begin(ctx context.Context, portal, taskID string) (uncertain 
 		return false, fmt.Errorf("write attempt marker: %w", err)
 	}
 	return true, nil
+}
+
+// Mark returns the marker of taskID as a limiter.Mark, so that the limiter
+// can set it with the grant of the call's slot (Begin's work without a
+// round trip of its own). ok is false when that cannot replace Begin: no
+// task ID, or replica acknowledgement wanted (WAIT cannot run in a script).
+func (a *Attempts) Mark(portal, taskID string) (m limiter.Mark, ok bool) {
+	if taskID == "" || a.replicas > 0 {
+		return limiter.Mark{}, false
+	}
+	return limiter.Mark{Key: a.key(portal, taskID), TTL: a.ttl}, true
 }
 
 // Clear removes the marker of taskID.

@@ -6,7 +6,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/b24queue/b24queue/b24"
+	"github.com/b24queue/b24queue/b24/b24test"
+	"github.com/b24queue/b24queue/limiter"
 )
 
 // redisWithPrefix returns a client on this package's test DB and a key
@@ -55,5 +60,87 @@ func TestAttemptMarkerFailsLoudlyWithoutRedis(t *testing.T) {
 	t.Cleanup(func() { rdb.Close() })
 	if _, err := NewAttempts(rdb, "x").Begin(context.Background(), "acme", "t"); err == nil {
 		t.Fatal("Begin without Redis returned no error: the handler would create without knowing")
+	}
+}
+
+// The single-task path sets the attempt marker together with the limiter's
+// grant (Attempts.Mark, limiter.WaitMarked): one round trip, and still in
+// Redis before the call leaves. A first attempt that finds a marker (its
+// run was interrupted by a shutdown, which does not count as a retry) looks
+// up and adopts instead of creating a second department; a first attempt
+// without one creates and leaves its marker; an attempt the limiter parks
+// leaves none.
+func TestFirstAttemptMarkerIsSetWithTheGrant(t *testing.T) {
+	t.Parallel()
+	f := startFleet(t, fleetConfig{
+		sim:         b24test.Config{Rate: 50, Burst: 50},
+		limits:      limiter.Config{Rate: 50, Burst: 50},
+		servers:     1,
+		concurrency: 2,
+	})
+	ctx := context.Background()
+	rdb := bundleRedis(t)
+	t.Cleanup(func() { rdb.Close() })
+	attempts := NewAttempts(rdb, f.prefix)
+	marker := func(taskID string) (bool, time.Duration) {
+		ttl, err := rdb.PTTL(ctx, attempts.key(f.portal, taskID)).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ttl > 0, ttl
+	}
+
+	// An interrupted run created "Sales" and left its marker.
+	c, err := b24.NewWebhook(f.webhook)
+	if err != nil {
+		t.Fatal(err)
+	}
+	salesID, _, err := c.AddDepartment(ctx, b24.DepartmentFields{Name: "Sales", Parent: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.Set(ctx, attempts.key(f.portal, "interrupted"), 1, time.Hour).Err(); err != nil {
+		t.Fatal(err)
+	}
+	task, err := NewDepartmentTask(DepartmentPayload{Portal: f.portal, Name: "Sales", Parent: 1}, asynq.TaskID("interrupted"))
+	f.enqueue(t, task, err)
+	task, err = NewDepartmentTask(DepartmentPayload{Portal: f.portal, Name: "Marketing", Parent: 1}, asynq.TaskID("fresh"))
+	f.enqueue(t, task, err)
+	f.drain(t, 2, 20*time.Second)
+
+	st := f.sim.Stats()
+	if st.DepartmentsCreated != 2 || st.DuplicateDepartments != 0 {
+		t.Fatalf("portal has %d departments (%d duplicates), want Sales and Marketing once", st.DepartmentsCreated, st.DuplicateDepartments)
+	}
+	info, err := f.inspector.GetTaskInfo(QueueName(f.portal), "interrupted")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf(`{"id":%d,"adopted":true}`, salesID); string(info.Result) != want {
+		t.Errorf("interrupted task result %s, want %s", info.Result, want)
+	}
+	if set, ttl := marker("fresh"); !set || ttl > DefaultAttemptTTL {
+		t.Errorf("fresh task's marker: set %v, TTL %v; want set with at most %v", set, ttl, DefaultAttemptTTL)
+	}
+
+	// A parked first attempt sent nothing and leaves no marker behind.
+	lim := limiter.New(rdb, limiter.Config{Rate: 50, Burst: 50}, limiter.WithPrefix(f.prefix))
+	t.Cleanup(func() { lim.Close() })
+	if err := lim.Block(ctx, f.portal, "department.add", time.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	task, err = NewDepartmentTask(DepartmentPayload{Portal: f.portal, Name: "Parked", Parent: 1}, asynq.TaskID("parked"))
+	f.enqueue(t, task, err)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		info, err := f.inspector.GetTaskInfo(QueueName(f.portal), "parked")
+		if err == nil && info.State == asynq.TaskStateRetry {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the task of a blocked method was not parked: %+v, %v", info, err)
+		}
+	}
+	if set, _ := marker("parked"); set {
+		t.Error("a parked attempt left an attempt marker: its retry would look up for nothing")
 	}
 }

@@ -123,8 +123,17 @@ func (h *Handler) createOnce(ctx context.Context, t *asynq.Task, c creation) err
 
 	taskID, _ := asynq.GetTaskID(ctx)
 	retried, _ := asynq.GetRetryCount(ctx)
-	uncertain, err := h.attempts.Begin(ctx, c.portal, taskID)
-	if err != nil {
+	var uncertain bool
+	var err error
+	if retried == 0 {
+		// A first attempt rarely looks up, so the slot of the create call
+		// is obtained while the marker is written: two round trips at once.
+		uncertain, err = h.beginPrepaid(ctx, portal, c, taskID)
+		if err != nil {
+			return err
+		}
+		ctx = withPrepaid(ctx, c.method)
+	} else if uncertain, err = h.attempts.Begin(ctx, c.portal, taskID); err != nil {
 		return err
 	}
 	if uncertain || retried > 0 {
@@ -150,6 +159,42 @@ func (h *Handler) createOnce(ctx context.Context, t *asynq.Task, c creation) err
 		return err
 	}
 	return h.finish(ctx, t, c, id, false)
+}
+
+// beginPrepaid writes the attempt marker (Attempts.Begin) and obtains the
+// shared limiter's slot for c's create call, in one round trip when the
+// limiter can set the marker with the grant (Attempts.Mark), else both at
+// once. It returns once both are done, so the marker is in Redis before the
+// call can leave. When the limiter refuses (a block, a long delay) nothing
+// is sent, and no marker of this attempt is left behind.
+func (h *Handler) beginPrepaid(ctx context.Context, portal *Portal, c creation, taskID string) (uncertain bool, err error) {
+	if mark, ok := h.attempts.Mark(c.portal, taskID); ok {
+		uncertain, err = portal.paceMarked(ctx, c.method, &mark)
+		if err != nil {
+			return uncertain, fmt.Errorf("b24: %s: pacer: %w", c.method, err)
+		}
+		return uncertain, nil
+	}
+	var beginErr error
+	begun := make(chan struct{})
+	go func() {
+		defer close(begun)
+		uncertain, beginErr = h.attempts.Begin(ctx, c.portal, taskID)
+	}()
+	paceErr := portal.pace(ctx, c.method)
+	<-begun
+	if beginErr != nil {
+		return false, beginErr
+	}
+	if paceErr != nil {
+		if !uncertain {
+			if cerr := h.attempts.Clear(ctx, c.portal, taskID); cerr != nil {
+				h.logger.WarnContext(ctx, "clear attempt marker", "task_id", taskID, "err", cerr)
+			}
+		}
+		return uncertain, fmt.Errorf("b24: %s: pacer: %w", c.method, paceErr)
+	}
+	return uncertain, nil
 }
 
 // finish records a created (or adopted) object: in the import state first,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/b24queue/b24queue/b24"
@@ -78,12 +79,47 @@ func NewPortal(cfg PortalConfig, lim *limiter.Limiter, tokens b24.TokenStore, m 
 // pacer makes every request of a portal's client wait on the shared limiter.
 type pacer struct{ p *Portal }
 
+// prepaidKey carries a *prepaid in a context.
+type prepaidKey struct{}
+
+// prepaid is a slot already granted for the next request of method (see
+// withPrepaid): the pacer lets that one request through without waiting.
+type prepaid struct {
+	method string
+	used   atomic.Bool
+}
+
+// withPrepaid returns ctx whose first request of method through the portal's
+// client uses a slot the caller has already obtained with p.pace.
+func withPrepaid(ctx context.Context, method string) context.Context {
+	return context.WithValue(ctx, prepaidKey{}, &prepaid{method: method})
+}
+
 func (pc pacer) Wait(ctx context.Context, method string) error {
+	if pp, ok := ctx.Value(prepaidKey{}).(*prepaid); ok && pp.method == method && pp.used.CompareAndSwap(false, true) {
+		return nil
+	}
+	return pc.p.pace(ctx, method)
+}
+
+// pace waits on the shared limiter for one request of method.
+func (p *Portal) pace(ctx context.Context, method string) error {
+	_, err := p.paceMarked(ctx, method, nil)
+	return err
+}
+
+// paceMarked is pace that also sets mark with the grant when mark is not
+// nil (limiter.Limiter.WaitMarked), and reports whether it was set before.
+func (p *Portal) paceMarked(ctx context.Context, method string, mark *limiter.Mark) (alreadySet bool, err error) {
 	start := time.Now()
-	err := pc.p.limiter.Wait(ctx, pc.p.Name, method)
+	if mark != nil {
+		alreadySet, err = p.limiter.WaitMarked(ctx, p.Name, method, *mark)
+	} else {
+		err = p.limiter.Wait(ctx, p.Name, method)
+	}
 	var blocked *limiter.BlockedError
 	if err == nil || !errors.As(err, &blocked) {
-		pc.p.metrics.waited(pc.p.Name, time.Since(start))
+		p.metrics.waited(p.Name, time.Since(start))
 	}
-	return err
+	return alreadySet, err
 }
