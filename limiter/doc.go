@@ -19,9 +19,12 @@
 //     multiplicative decrease of the effective rate (×0.8, floor MinRate),
 //     recovered by ×1.1 after every Burst grants without a 503 (AIMD).
 //     See "Pausing after a 503" below.
-//   - [Limiter.Observe], after every answer: when a method's reported
-//     operating time reaches OperatingMargin × OperatingLimit the method is
-//     blocked until the portal's reset time, before the portal answers 429.
+//   - [Limiter.Observe] / [Limiter.ObserveCall], after answers: when a
+//     method's reported operating time reaches OperatingMargin ×
+//     OperatingLimit the method is blocked until the portal's reset time,
+//     before the portal answers 429. A report with the call's processing
+//     time also makes every grant of the method count a call in flight, held
+//     back while those in flight could use up the budget (see ObserveCall).
 //   - [Limiter.Block], after a 429: the method is blocked until the given
 //     time or for OperatingWindow.
 //
