@@ -52,8 +52,8 @@ type Limiter struct {
 	portals map[string]*portalState
 	pauses  map[string]*pauseState // by portal; kept across Configure
 
-	// tracked: portal + "\x00" + method → true while the last grant saw
-	// the method's report hash (see Tracked).
+	// tracked holds portal + "\x00" + method while the last grant saw the
+	// method's report hash (see Tracked).
 	tracked sync.Map
 
 	subMu  sync.Mutex

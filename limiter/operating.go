@@ -80,15 +80,15 @@ const inflightTTL = time.Minute
 // ObserveCall for a success (however far below the limit) and
 // [Limiter.Done] for any other end of the call. It costs no round trip.
 func (l *Limiter) Tracked(portal, method string) bool {
-	v, ok := l.tracked.Load(portal + "\x00" + method)
-	return ok && v.(bool)
+	_, ok := l.tracked.Load(portal + "\x00" + method)
+	return ok
 }
 
 func (l *Limiter) setTracked(portal, method string, on bool) {
 	key := portal + "\x00" + method
 	if on {
-		l.tracked.Store(key, true)
-	} else if _, ok := l.tracked.Load(key); ok {
+		l.tracked.Store(key, struct{}{})
+	} else {
 		l.tracked.Delete(key)
 	}
 }

@@ -127,7 +127,7 @@ func (h *Handler) createOnce(ctx context.Context, t *asynq.Task, c creation) err
 	var err error
 	if retried == 0 {
 		// A first attempt rarely looks up, so the slot of the create call
-		// is obtained while the marker is written: two round trips at once.
+		// is obtained with the marker (see beginPrepaid).
 		uncertain, err = h.beginPrepaid(ctx, portal, c, taskID)
 		if err != nil {
 			return err
@@ -166,7 +166,9 @@ func (h *Handler) createOnce(ctx context.Context, t *asynq.Task, c creation) err
 // limiter can set the marker with the grant (Attempts.Mark), else both at
 // once. It returns once both are done, so the marker is in Redis before the
 // call can leave. When the limiter refuses (a block, a long delay) nothing
-// is sent, and no marker of this attempt is left behind.
+// is sent, and no marker of this attempt is left behind (except when a
+// granted slot was then lost to a 503's cooldown or a cancellation: the
+// marker stays and the next attempt looks up, which is only wasted work).
 func (h *Handler) beginPrepaid(ctx context.Context, portal *Portal, c creation, taskID string) (uncertain bool, err error) {
 	if mark, ok := h.attempts.Mark(c.portal, taskID); ok {
 		uncertain, err = portal.paceMarked(ctx, c.method, &mark)
