@@ -197,3 +197,28 @@ func TestWaitMarkedSetsTheKeyWithTheGrant(t *testing.T) {
 		}
 	}
 }
+
+func TestInflightLateReportDoesNotLowerTheOperatingTime(t *testing.T) {
+	t.Parallel()
+	b := setup(t, inflightCfg)
+	ctx := context.Background()
+	const method = "department.add"
+	reset := b.clock.Now().Add(time.Minute)
+	for _, op := range []time.Duration{84 * time.Second, 80 * time.Second} { // the older answer arrives last
+		if err := b.lim.ObserveCall(ctx, portal, method, Report{Operating: op, ResetAt: reset, Processing: 4 * time.Second}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 84 s used: 84 and 88 are below 90, the third call waits.
+	reserveOK(t, b.lim, method, "1st")
+	reserveOK(t, b.lim, method, "2nd")
+	reserveHeld(t, b.lim, method, "3rd (a late report of 80 s must not count)")
+
+	// A report of an earlier window is older still: its figure is ignored,
+	// but it is one call fewer in flight (84 + 4 < 90: one more call).
+	if err := b.lim.ObserveCall(ctx, portal, method, Report{Operating: 10 * time.Second, ResetAt: reset.Add(-30 * time.Second), Processing: 4 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	reserveOK(t, b.lim, method, "after a report of an earlier window")
+	reserveHeld(t, b.lim, method, "two in flight again")
+}

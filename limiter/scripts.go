@@ -199,11 +199,23 @@ local rttl = tonumber(ARGV[7])
 local proc = tonumber(ARGV[8])
 
 if op >= 0 then
-  local st = redis.call('HMGET', KEYS[2], 'cost', 'fl')
+  local st = redis.call('HMGET', KEYS[2], 'cost', 'fl', 'operating', 'reset_at')
   local cost = tonumber(st[1] or '') or 0
   if proc > cost then cost = proc elseif proc > 0 then cost = cost - (cost - proc) / 10 end
   local fl = (tonumber(st[2] or '') or 0) - 1
   if fl < 0 then fl = 0 end
+  -- Answers reach Redis out of order. Within one window (same reset time)
+  -- the operating time only grows, so a lower figure is an older answer
+  -- arriving late; a report of an earlier window is older still.
+  local prevop = tonumber(st[3] or '')
+  local prevreset = tonumber(st[4] or '')
+  if prevop and prevreset and reset > 0 then
+    if reset < prevreset then
+      op, reset = prevop, prevreset
+    elseif reset == prevreset and op < prevop then
+      op = prevop
+    end
+  end
   redis.call('HSET', KEYS[2], 'operating', fmt(op), 'reset_at', fmt(reset), 'observed_at', fmt(now),
     'cost', fmt(cost), 'fl', fl)
   redis.call('PEXPIRE', KEYS[2], rttl)
