@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/b24queue/b24queue/b24"
 	"github.com/b24queue/b24queue/importer"
 )
 
@@ -267,6 +268,49 @@ func TestSubmitRetriesFailedItems(t *testing.T) {
 	st = b.waitDone(t, res.ID, 20*time.Second)
 	if st.Counts != (importer.Counts{Total: 7, Created: 7}) || len(st.Failed) != 0 {
 		t.Fatalf("counts = %+v, failed %v", st.Counts, st.Failed)
+	}
+	checkSimulator(t, b, f, st)
+}
+
+// A failed item may exist in the portal after all (its batch's retries
+// ran out on lost answers): submitting the import again looks it up before
+// creating it, so it is adopted, not created twice.
+func TestSubmitRetriesFailedItemsLookingUpFirst(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	bs := withBatch(t, b)
+	ctx := context.Background()
+	f := treeFile([]int{1, 2}, 0)
+	res, err := bs.bimports.Submit(ctx, b.portal, "", f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The root was created, but its answer was lost for good.
+	c, err := b24.NewWebhook(b.sim.WebhookURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootID, _, err := c.AddDepartment(ctx, b24.DepartmentFields{Name: f.Departments[0].Name, Parent: 1, Sort: f.Departments[0].Sort})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bs.imports.Failed(ctx, res.ID, "d0", "batch failed: lost answer"); err != nil {
+		t.Fatal(err)
+	}
+	res, err = bs.bimports.Submit(ctx, b.portal, "", f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Retried != 3 {
+		t.Fatalf("second Submit retried %d items, want 3", res.Retried)
+	}
+	bs.startBatch(t, BatchServerConfig(true), 1)
+	st := bs.waitBatchDone(t, res.ID, 20*time.Second)
+	if st.Counts != (importer.Counts{Total: 3, Created: 3}) {
+		t.Fatalf("counts = %+v, failed %v", st.Counts, st.Failed)
+	}
+	if st.Created["d0"] != rootID {
+		t.Errorf("root recorded as %d, want the existing %d", st.Created["d0"], rootID)
 	}
 	checkSimulator(t, b, f, st)
 }

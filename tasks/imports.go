@@ -141,16 +141,18 @@ func (im *Imports) Submit(ctx context.Context, portal, importID string, f *impor
 	}
 	res.Existing = existing
 	im.portals.Store(importID, portal)
+	var retried []string
 	if existing {
-		if res.Retried, err = im.retryFailed(ctx, portal, importID); err != nil {
+		if retried, err = im.retryFailed(ctx, portal, importID); err != nil {
 			return res, err
 		}
+		res.Retried = len(retried)
 	}
 	items, err := im.store.Releasable(ctx, importID)
 	if err != nil {
 		return res, err
 	}
-	if res.Enqueued, err = im.enqueue(ctx, portal, importID, items); err != nil {
+	if res.Enqueued, err = im.enqueue(ctx, portal, importID, items, retried...); err != nil {
 		return res, err
 	}
 	st, err := im.store.Status(ctx, importID)
@@ -167,11 +169,12 @@ func (im *Imports) Submit(ctx context.Context, portal, importID string, f *impor
 }
 
 // retryFailed deletes the archived tasks of the failed items, so that their
-// task IDs are free again, then resets them in the store.
-func (im *Imports) retryFailed(ctx context.Context, portal, importID string) (int, error) {
+// task IDs are free again, then resets them in the store. It returns the
+// keys reset.
+func (im *Imports) retryFailed(ctx context.Context, portal, importID string) ([]string, error) {
 	keys, err := im.store.Failures(ctx, importID)
 	if err != nil || len(keys) == 0 {
-		return 0, err
+		return nil, err
 	}
 	queue := QueueName(portal)
 	for _, k := range keys {
@@ -179,23 +182,31 @@ func (im *Imports) retryFailed(ctx context.Context, portal, importID string) (in
 		if err != nil && !errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound) {
 			// Most likely the task is still active (its failure was just
 			// recorded); leave everything as it is for the next Submit.
-			return 0, fmt.Errorf("import %s: retry failed item %s: remove its old task: %w", importID, k, err)
+			return nil, fmt.Errorf("import %s: retry failed item %s: remove its old task: %w", importID, k, err)
 		}
 	}
-	reset, err := im.store.ResetFailed(ctx, importID)
-	return len(reset), err
+	return im.store.ResetFailed(ctx, importID)
 }
 
 // enqueue puts items on the queue and marks them queued. Items whose task
 // exists already count as queued but not as enqueued. It stops at the first
 // error other than a task ID conflict, after marking what it enqueued.
-func (im *Imports) enqueue(ctx context.Context, portal, importID string, items []importer.Item) (int, error) {
+//
+// The items named in verify failed before: their failure may have come
+// after the portal created them (retries exhausted on lost answers, a
+// verify group that gave up), so in batch mode they go to the verify group,
+// whose batches look every item up before creating it.
+func (im *Imports) enqueue(ctx context.Context, portal, importID string, items []importer.Item, verify ...string) (int, error) {
 	enqueued := 0
 	keys := make([]string, 0, len(items))
+	lookFirst := make(map[string]bool, len(verify))
+	for _, k := range verify {
+		lookFirst[k] = true
+	}
 	var err error
 	for _, it := range items {
 		var task *asynq.Task
-		task, err = itemTask(portal, importID, it, im.batch)
+		task, err = itemTask(portal, importID, it, im.batch, lookFirst[it.Key])
 		if err != nil {
 			break
 		}
@@ -217,17 +228,23 @@ func (im *Imports) enqueue(ctx context.Context, portal, importID string, items [
 }
 
 // itemTask builds the task of an import item, grouped for batch mode when
-// batch is set.
-func itemTask(portal, importID string, it importer.Item, batch bool) (*asynq.Task, error) {
+// batch is set (in the verify group when verify is set too).
+func itemTask(portal, importID string, it importer.Item, batch, verify bool) (*asynq.Task, error) {
 	opts := []asynq.Option{asynq.TaskID(ImportTaskID(importID, it.Key))}
+	group := func(method string) asynq.Option {
+		if verify {
+			return asynq.Group(verifyGroup(portal, method))
+		}
+		return asynq.Group(BatchGroup(portal, method))
+	}
 	if it.Kind == importer.KindWorkplace {
 		if batch {
-			opts = append(opts, asynq.Group(BatchGroup(portal, methodWorkplaceAdd)))
+			opts = append(opts, group(methodWorkplaceAdd))
 		}
 		return NewWorkplaceTask(WorkplacePayload{Portal: portal, Title: it.Name, TypeIDs: it.TypeIDs, ImportID: importID, Key: it.Key}, opts...)
 	}
 	if batch {
-		opts = append(opts, asynq.Group(BatchGroup(portal, methodDepartmentAdd)))
+		opts = append(opts, group(methodDepartmentAdd))
 	}
 	return NewDepartmentTask(DepartmentPayload{
 		Portal: portal, Name: it.Name, Parent: it.ParentID, Sort: it.Sort, Head: it.Head, ImportID: importID, Key: it.Key,
