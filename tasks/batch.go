@@ -41,7 +41,8 @@ package tasks
 //   - a transient per-command error (INTERNAL_SERVER_ERROR, ...): the item
 //     is put back alone into its group under its deterministic task ID (free
 //     again once asynq consumed the group member), so it rides in a later
-//     batch. It is not looked up first: the batch was answered, and its
+//     batch; after maxItemRequeues transient failures it fails instead.
+//     It is not looked up first: the batch was answered, and its
 //     result_error is the portal's own report that this command returned no
 //     result, unlike a lost or 5xx answer to a whole request, of which
 //     nothing is known. (Looking them up was measured: the verify batches it
@@ -580,12 +581,12 @@ func (r *batchRun) send(ctx context.Context, chunk []*batchItem) error {
 				continue
 			}
 			// The portal ran something we cannot read: look before retrying.
-			r.record(r.requeue(ctx, it, verifyGroup(r.portal.Name, it.method), time.Time{}, derr.Error()))
+			r.record(r.requeue(ctx, it, verifyGroup(r.portal.Name, it.method), time.Time{}, true, derr.Error()))
 			continue
 		}
 		cerr, ok := res.Errors[key]
 		if !ok {
-			r.record(r.requeue(ctx, it, verifyGroup(r.portal.Name, it.method), time.Time{}, "no answer for the command"))
+			r.record(r.requeue(ctx, it, verifyGroup(r.portal.Name, it.method), time.Time{}, true, "no answer for the command"))
 			continue
 		}
 		r.record(r.commandFailed(ctx, it, cerr))
@@ -602,15 +603,15 @@ func (r *batchRun) commandFailed(ctx context.Context, it *batchItem, cerr *b24.E
 		return r.failed(ctx, it, (&PermanentError{Err: cerr}).Error())
 	case b24.MethodBlocked:
 		until := r.blockMethod(ctx, it.method)
-		return r.requeue(ctx, it, BatchGroup(r.portal.Name, it.method), until, cerr.Error())
+		return r.requeue(ctx, it, BatchGroup(r.portal.Name, it.method), until, false, cerr.Error())
 	case b24.RateLimited:
-		return r.requeue(ctx, it, BatchGroup(r.portal.Name, it.method), time.Now().Add(RateLimitPark), cerr.Error())
+		return r.requeue(ctx, it, BatchGroup(r.portal.Name, it.method), time.Now().Add(RateLimitPark), false, cerr.Error())
 	}
 	// A transient error of one command (INTERNAL_SERVER_ERROR) in an
 	// answered batch is the portal's own report on that command: it did not
 	// return a result, and the item goes back to the ordinary group. (See
 	// the file comment for why this is not treated as ambiguous.)
-	return r.requeue(ctx, it, BatchGroup(r.portal.Name, it.method), time.Time{}, cerr.Error())
+	return r.requeue(ctx, it, BatchGroup(r.portal.Name, it.method), time.Time{}, true, cerr.Error())
 }
 
 // blockMethod makes sure method is blocked in the shared limiter after a
@@ -661,16 +662,16 @@ func (r *batchRun) sendOne(ctx context.Context, it *batchItem) error {
 func (r *batchRun) requeueAll(ctx context.Context, items []*batchItem, cause error) error {
 	var errs []error
 	for _, it := range items {
-		group, at := BatchGroup(r.portal.Name, it.method), time.Time{}
+		group, at, transient := BatchGroup(r.portal.Name, it.method), time.Time{}, true
 		switch {
 		case b24.IsAmbiguous(cause):
 			group = verifyGroup(r.portal.Name, it.method)
 		case b24.Classify(cause) == b24.RateLimited:
-			at = time.Now().Add(RateLimitPark)
+			at, transient = time.Now().Add(RateLimitPark), false
 		case b24.Classify(cause) == b24.MethodBlocked:
-			at = r.blockMethod(ctx, it.method)
+			at, transient = r.blockMethod(ctx, it.method), false
 		}
-		errs = append(errs, r.requeue(ctx, it, group, at, cause.Error()))
+		errs = append(errs, r.requeue(ctx, it, group, at, transient, cause.Error()))
 	}
 	return errors.Join(errs...)
 }
@@ -721,11 +722,38 @@ type itemRequeuer interface {
 	requeueItem(ctx context.Context, portal string, it BatchItem, group string, at time.Time) error
 }
 
+// maxItemRequeues bounds how often a batch item is put back after a
+// transient failure (a command's INTERNAL_SERVER_ERROR, an answer that
+// could not be read, a failed lookup, a later chunk's failed call) before
+// it fails with the last reason, as DefaultMaxRetry bounds a task's
+// retries: every item ends created or failed. Putting an item back because
+// its method is blocked or the portal answered 503 does not count.
+const maxItemRequeues = DefaultMaxRetry
+
 // requeue puts the item back alone into group, to run at (zero: now).
-func (r *batchRun) requeue(ctx context.Context, it *batchItem, group string, at time.Time, reason string) error {
+// transient counts the requeue against maxItemRequeues; past it, the item
+// fails instead. A transient requeue goes back at once: a task enqueued
+// with both ProcessAt and Group is scheduled without its group (asynq's
+// Schedule does not record it), and when due it runs as a single task,
+// whose first attempt does not look up. For an item of the verify group
+// that made duplicates (seen in the B24_BATCH=0 fault tests). Parked
+// requeues (a blocked method, a 503) do run alone after their delay; they
+// created nothing, so no lookup is needed.
+func (r *batchRun) requeue(ctx context.Context, it *batchItem, group string, at time.Time, transient bool, reason string) error {
 	rq, ok := r.h.imports.(itemRequeuer)
 	if !ok {
 		return fmt.Errorf("item %s: cannot put it back on the queue: the handler's ImportTracker is not an *Imports (after: %s)", it.label(), reason)
+	}
+	if transient {
+		n := it.ref.Requeued + 1
+		if n > r.h.maxRequeues {
+			return r.failed(ctx, it, fmt.Sprintf("gave up after %d transient failures, the last: %s", it.ref.Requeued, reason))
+		}
+		payload, err := withRequeued(it.Payload, n)
+		if err != nil {
+			return fmt.Errorf("put item %s back on the queue: %w", it.label(), err)
+		}
+		it.Payload = payload
 	}
 	// Hand the claim on first: the new task may be aggregated and run
 	// before this run ends.
@@ -742,6 +770,16 @@ func (r *batchRun) requeue(ctx context.Context, it *batchItem, group string, at 
 	r.res.Requeued++
 	r.h.logger.InfoContext(ctx, "batch item put back", "portal", r.portal.Name, "item", it.label(), "task_id", it.TaskID, "group", group, "at", at, "reason", reason)
 	return nil
+}
+
+// withRequeued returns payload with its "requeued" count set to n.
+func withRequeued(payload json.RawMessage, n int) (json.RawMessage, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(payload, &m); err != nil {
+		return nil, fmt.Errorf("count the requeue in the payload: %w", err)
+	}
+	m["requeued"] = json.RawMessage(strconv.Itoa(n))
+	return json.Marshal(m)
 }
 
 // requeueConflictWait bounds how long requeueItem waits for asynq to delete

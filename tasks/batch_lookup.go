@@ -82,7 +82,7 @@ func (r *batchRun) lookup(ctx context.Context, todo []*batchItem) ([]*batchItem,
 		for _, it := range q.items {
 			switch id, ok := found[it]; {
 			case q.failed:
-				r.record(r.requeue(ctx, it, verifyGroup(r.portal.Name, it.method), time.Time{}, "lookup failed"))
+				r.record(r.requeue(ctx, it, verifyGroup(r.portal.Name, it.method), time.Time{}, true, "lookup failed"))
 			case ok:
 				r.record(r.created(ctx, it, id, true))
 			default:

@@ -3,6 +3,7 @@ package tasks
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -547,5 +548,102 @@ func TestBatchVerifyGroupAdopts(t *testing.T) {
 	// Per group: one lookup batch and one create batch.
 	if got := s.Requests - before.Requests; got != 4 {
 		t.Errorf("%d requests, want 4; calls %v", got, s.Calls)
+	}
+}
+
+// An item put back after transient failures carries the count in its
+// payload; past maxRequeues it fails (and its subtree with it) instead of
+// circling for ever, with the last reason. Parking (blocked method, 503)
+// does not count.
+func TestBatchItemRequeuesAreBounded(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	bs := withBatch(t, b)
+	bs.bhandler.maxRequeues = 2
+	ctx := context.Background()
+	f := &importer.File{Departments: []importer.Department{
+		{Key: "x", Name: "X", ParentID: pid(1)},
+		{Key: "kid", Name: "Kid", Parent: "x"},
+	}}
+	res, err := bs.bimports.Submit(ctx, b.portal, "", f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	group := BatchGroup(b.portal, methodDepartmentAdd)
+	// No server runs: take the queued item off the queue as the aggregator
+	// would, and play the batch run's part.
+	if _, err := b.inspector.DeleteAllAggregatingTasks(b.queue, group); err != nil {
+		t.Fatal(err)
+	}
+	taskID := ImportTaskID(res.ID, "x")
+	item := func(requeued int) *batchItem {
+		p, err := json.Marshal(DepartmentPayload{Portal: b.portal, Name: "X", Parent: 1, ImportID: res.ID, Key: "x"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if requeued > 0 {
+			if p, err = withRequeued(p, requeued); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return &batchItem{BatchItem: BatchItem{TaskID: taskID, Type: TypeDepartmentCreate, Payload: p}, method: methodDepartmentAdd,
+			ref: itemRef{Portal: b.portal, ImportID: res.ID, Key: "x", Requeued: requeued}}
+	}
+	run := &batchRun{h: bs.bhandler, portal: b.b24portal, owner: "test-batch"}
+	queued := func(want asynq.TaskState) itemRef {
+		t.Helper()
+		info, err := b.inspector.GetTaskInfo(b.queue, taskID)
+		if err != nil {
+			t.Fatalf("item not back on the queue: %v", err)
+		}
+		if info.State != want {
+			// A scheduled grouped task loses its group in asynq and runs
+			// alone, without the verify group's lookup.
+			t.Fatalf("requeued item is %v, want %v", info.State, want)
+		}
+		var ref itemRef
+		if err := json.Unmarshal(info.Payload, &ref); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.inspector.DeleteAllAggregatingTasks(b.queue, info.Group); err != nil {
+			t.Fatal(err)
+		}
+		_ = b.inspector.DeleteTask(b.queue, taskID) // scheduled, not aggregating
+		return ref
+	}
+
+	// Parked: not counted.
+	if err := run.requeue(ctx, item(0), group, time.Now().Add(time.Minute), false, "blocked"); err != nil {
+		t.Fatal(err)
+	}
+	if ref := queued(asynq.TaskStateScheduled); ref.Requeued != 0 {
+		t.Fatalf("a parked item counts %d requeues, want 0", ref.Requeued)
+	}
+	// Transient: counted, up to the bound.
+	if err := run.requeue(ctx, item(1), group, time.Time{}, true, "INTERNAL_SERVER_ERROR"); err != nil {
+		t.Fatal(err)
+	}
+	if ref := queued(asynq.TaskStateAggregating); ref.Requeued != 2 {
+		t.Fatalf("requeued %d, want 2", ref.Requeued)
+	}
+	if err := run.requeue(ctx, item(2), group, time.Time{}, true, "INTERNAL_SERVER_ERROR: boom"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.inspector.GetTaskInfo(b.queue, taskID); !errors.Is(err, asynq.ErrTaskNotFound) {
+		t.Fatalf("item past the bound is queued again (%v)", err)
+	}
+	st, err := bs.imports.Status(ctx, res.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Done || st.Counts.Failed != 2 {
+		t.Fatalf("status %+v, want done with x and kid failed", st)
+	}
+	reasons := st.Failed
+	if want := "gave up after 2 transient failures, the last: INTERNAL_SERVER_ERROR: boom"; reasons["x"] != want {
+		t.Errorf("reason of x %q, want %q", reasons["x"], want)
+	}
+	if !strings.Contains(reasons["kid"], "parent x failed") {
+		t.Errorf("reason of kid %q, want it to name its failed parent", reasons["kid"])
 	}
 }

@@ -34,6 +34,8 @@ type Handler struct {
 	imports  ImportTracker
 	logger   *slog.Logger
 	metrics  *Metrics
+	// maxRequeues is maxItemRequeues (tests lower it).
+	maxRequeues int
 }
 
 // HandlerConfig holds what a Handler needs. Portals and Attempts are
@@ -60,6 +62,8 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 		imports:  cfg.Imports,
 		logger:   cfg.Logger,
 		metrics:  cfg.Metrics,
+
+		maxRequeues: maxItemRequeues,
 	}
 	if h.logger == nil {
 		h.logger = slog.New(slog.DiscardHandler)
@@ -248,6 +252,9 @@ type itemRef struct {
 	Portal   string `json:"portal"`
 	ImportID string `json:"import_id"`
 	Key      string `json:"key"`
+	// Requeued counts how often a batch put the item back after a
+	// transient failure (see maxItemRequeues); absent until then.
+	Requeued int `json:"requeued,omitempty"`
 }
 
 func refOf(t *asynq.Task) itemRef {
