@@ -129,12 +129,15 @@ func (h *Handler) createOnce(ctx context.Context, t *asynq.Task, c creation) err
 	retried, _ := asynq.GetRetryCount(ctx)
 	var uncertain bool
 	var err error
-	if retried == 0 {
-		// A first attempt rarely looks up, so the slot of the create call
-		// is obtained with the marker (see beginPrepaid).
-		uncertain, err = h.beginPrepaid(ctx, portal, c, taskID)
-		if err != nil {
-			return err
+	if mark, ok := h.attempts.Mark(c.portal, taskID); ok && retried == 0 {
+		// A first attempt rarely looks up, so the limiter sets the marker
+		// with the grant of the create call's slot: one round trip. The
+		// marker is set only if the slot is granted, so a refusal (a
+		// block, a long delay) leaves none behind; a granted slot lost to
+		// a 503's cooldown or a cancellation leaves it, and the next
+		// attempt looks up, which is only wasted work.
+		if uncertain, err = portal.paceMarked(ctx, c.method, &mark); err != nil {
+			return fmt.Errorf("b24: %s: pacer: %w", c.method, err)
 		}
 		ctx = withPrepaid(ctx, c.method)
 	} else if uncertain, err = h.attempts.Begin(ctx, c.portal, taskID); err != nil {
@@ -163,44 +166,6 @@ func (h *Handler) createOnce(ctx context.Context, t *asynq.Task, c creation) err
 		return err
 	}
 	return h.finish(ctx, t, c, id, false)
-}
-
-// beginPrepaid writes the attempt marker (Attempts.Begin) and obtains the
-// shared limiter's slot for c's create call, in one round trip when the
-// limiter can set the marker with the grant (Attempts.Mark), else both at
-// once. It returns once both are done, so the marker is in Redis before the
-// call can leave. When the limiter refuses (a block, a long delay) nothing
-// is sent, and no marker of this attempt is left behind (except when a
-// granted slot was then lost to a 503's cooldown or a cancellation: the
-// marker stays and the next attempt looks up, which is only wasted work).
-func (h *Handler) beginPrepaid(ctx context.Context, portal *Portal, c creation, taskID string) (uncertain bool, err error) {
-	if mark, ok := h.attempts.Mark(c.portal, taskID); ok {
-		uncertain, err = portal.paceMarked(ctx, c.method, &mark)
-		if err != nil {
-			return uncertain, fmt.Errorf("b24: %s: pacer: %w", c.method, err)
-		}
-		return uncertain, nil
-	}
-	var beginErr error
-	begun := make(chan struct{})
-	go func() {
-		defer close(begun)
-		uncertain, beginErr = h.attempts.Begin(ctx, c.portal, taskID)
-	}()
-	paceErr := portal.pace(ctx, c.method)
-	<-begun
-	if beginErr != nil {
-		return false, beginErr
-	}
-	if paceErr != nil {
-		if !uncertain {
-			if cerr := h.attempts.Clear(ctx, c.portal, taskID); cerr != nil {
-				h.logger.WarnContext(ctx, "clear attempt marker", "task_id", taskID, "err", cerr)
-			}
-		}
-		return uncertain, fmt.Errorf("b24: %s: pacer: %w", c.method, paceErr)
-	}
-	return uncertain, nil
 }
 
 // finish records a created (or adopted) object: in the import state first,

@@ -90,7 +90,7 @@ type prepaid struct {
 }
 
 // withPrepaid returns ctx whose first request of method through the portal's
-// client uses a slot the caller has already obtained with p.pace.
+// client uses a slot the caller has already obtained (Portal.paceMarked).
 func withPrepaid(ctx context.Context, method string) context.Context {
 	return context.WithValue(ctx, prepaidKey{}, &prepaid{method: method})
 }
