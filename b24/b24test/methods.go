@@ -367,11 +367,10 @@ func (p *Portal) departmentAdd(in params) (any, *page, *apiError) {
 			d.Head = n
 		}
 	}
-	for _, e := range p.depts {
-		if e.Name == d.Name && e.Parent == d.Parent {
-			p.stats.DuplicateDepartments++
-			break
-		}
+	if k := (deptKey{parent: d.Parent, name: d.Name}); p.deptNames[k] {
+		p.stats.DuplicateDepartments++
+	} else {
+		p.deptNames[k] = true
 	}
 	p.nextDept++
 	p.depts = append(p.depts, d)
@@ -379,7 +378,19 @@ func (p *Portal) departmentAdd(in params) (any, *page, *apiError) {
 	return d.ID, nil, nil
 }
 
+// deptKey identifies a department by what a duplicate shares with it.
+type deptKey struct {
+	parent int64
+	name   string
+}
+
+// deptIndex returns the index of department id in p.depts, or -1. IDs are
+// handed out in order and departments are never removed, so department id
+// sits at index id-1; the scan is the fallback should that ever change.
 func (p *Portal) deptIndex(id int64) int {
+	if i := id - 1; i >= 0 && i < int64(len(p.depts)) && p.depts[i].ID == id {
+		return int(i)
+	}
 	for i, d := range p.depts {
 		if d.ID == id {
 			return i

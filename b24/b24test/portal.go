@@ -87,6 +87,7 @@ type Portal struct {
 	op           *operating
 	blocked      map[string]time.Time
 	depts        []Department
+	deptNames    map[deptKey]bool // (parent, name) of every department, for the duplicate count
 	wps          []Workplace
 	nextDept     int64
 	nextWP       int64
@@ -109,19 +110,20 @@ func New(cfg Config) *Portal {
 		seed = rand.Uint64()
 	}
 	p := &Portal{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		rng:      rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
-		faults:   cfg.Faults,
-		bucket:   leakyBucket{rate: cfg.Rate, burst: float64(cfg.Burst)},
-		op:       newOperating(cfg.OperatingLimit, cfg.OperatingWindow),
-		blocked:  map[string]time.Time{},
-		depts:    []Department{{ID: 1, Name: "Company", Sort: 500}},
-		nextDept: 2,
-		nextWP:   1,
-		access:   map[string]time.Time{cfg.OAuth.AccessToken: cfg.Clock().Add(cfg.OAuth.AccessTTL)},
-		refresh:  map[string]bool{cfg.OAuth.RefreshToken: true},
-		stats:    Stats{Calls: map[string]map[string]int{}, Faults: map[string]int{}},
+		cfg:       cfg,
+		log:       cfg.Logger,
+		rng:       rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		faults:    cfg.Faults,
+		bucket:    leakyBucket{rate: cfg.Rate, burst: float64(cfg.Burst)},
+		op:        newOperating(cfg.OperatingLimit, cfg.OperatingWindow),
+		blocked:   map[string]time.Time{},
+		depts:     []Department{{ID: 1, Name: "Company", Sort: 500}},
+		deptNames: map[deptKey]bool{{name: "Company"}: true},
+		nextDept:  2,
+		nextWP:    1,
+		access:    map[string]time.Time{cfg.OAuth.AccessToken: cfg.Clock().Add(cfg.OAuth.AccessTTL)},
+		refresh:   map[string]bool{cfg.OAuth.RefreshToken: true},
+		stats:     Stats{Calls: map[string]map[string]int{}, Faults: map[string]int{}},
 	}
 	return p
 }
