@@ -305,6 +305,8 @@ type envelope struct {
 	Total  json.RawMessage `json:"total"`
 	Next   json.RawMessage `json:"next"`
 	Time   json.RawMessage `json:"time"`
+
+	decoded *Meta // meta's result, decoded once (the observer and the caller both ask)
 }
 
 // UnmarshalJSON matches the answer's keys exactly. encoding/json would fill
@@ -324,6 +326,14 @@ func (e *envelope) UnmarshalJSON(b []byte) error {
 }
 
 func (e *envelope) meta() Meta {
+	if e.decoded == nil {
+		m := e.decodeMeta()
+		e.decoded = &m
+	}
+	return *e.decoded
+}
+
+func (e *envelope) decodeMeta() Meta {
 	var m Meta
 	if len(e.Time) > 0 {
 		_ = json.Unmarshal(e.Time, &m.Time) // tolerant, never fails
@@ -372,27 +382,43 @@ func (c *Client) call(ctx context.Context, method string, params any, describe f
 	return c.send(ctx, method, body, &tok.AccessToken, describe)
 }
 
-// encodeParams returns the JSON object to send.
-func encodeParams(params any) (map[string]json.RawMessage, error) {
+// encodeParams returns the JSON object to send. json.Marshal writes compact
+// JSON (a json.RawMessage included), so an object starts with '{' and ends
+// with '}', which withAuth relies on.
+func encodeParams(params any) ([]byte, error) {
 	if params == nil {
-		return map[string]json.RawMessage{}, nil
+		return []byte("{}"), nil
 	}
 	b, err := json.Marshal(params)
 	if err != nil {
 		return nil, fmt.Errorf("encode params: %w", err)
 	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("encode params: must encode to a JSON object: %w", err)
+	switch {
+	case string(b) == "null": // a nil map or pointer
+		return []byte("{}"), nil
+	case len(b) < 2 || b[0] != '{':
+		return nil, fmt.Errorf("encode params: must encode to a JSON object, not %.20s", b)
 	}
-	if m == nil { // a nil map or pointer encodes to null
-		m = map[string]json.RawMessage{}
+	return b, nil
+}
+
+// withAuth returns the object body with the member "auth": token added
+// last, so that it wins over an "auth" the params may hold (PHP's
+// json_decode keeps the last of duplicate keys).
+func withAuth(body []byte, token string) []byte {
+	a, _ := json.Marshal(token)
+	out := make([]byte, 0, len(body)+len(a)+9)
+	out = append(out, body[:len(body)-1]...)
+	if len(body) > 2 {
+		out = append(out, ',')
 	}
-	return m, nil
+	out = append(out, `"auth":`...)
+	out = append(out, a...)
+	return append(out, '}')
 }
 
 // send makes one HTTP request: pacer, POST, decode, observer.
-func (c *Client) send(ctx context.Context, method string, params map[string]json.RawMessage, auth *string, describe func(*envelope) []CommandInfo) (*envelope, error) {
+func (c *Client) send(ctx context.Context, method string, params []byte, auth *string, describe func(*envelope) []CommandInfo) (*envelope, error) {
 	if c.pacer != nil {
 		if err := c.pacer.Wait(ctx, method); err != nil {
 			return nil, fmt.Errorf("b24: %s: pacer: %w", method, err)
@@ -419,19 +445,10 @@ func envTime(env *envelope) Time {
 
 // roundTrip sends the request and turns the answer into an envelope or an
 // error. It is the one place where answers are checked.
-func (c *Client) roundTrip(ctx context.Context, method string, params map[string]json.RawMessage, auth *string) (*envelope, error) {
+func (c *Client) roundTrip(ctx context.Context, method string, params []byte, auth *string) (*envelope, error) {
+	body := params
 	if auth != nil {
-		a, _ := json.Marshal(*auth)
-		withAuth := make(map[string]json.RawMessage, len(params)+1)
-		for k, v := range params {
-			withAuth[k] = v
-		}
-		withAuth["auth"] = a
-		params = withAuth
-	}
-	body, err := json.Marshal(params)
-	if err != nil {
-		return nil, fmt.Errorf("b24: %s: encode params: %w", method, err)
+		body = withAuth(params, *auth)
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)

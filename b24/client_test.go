@@ -303,3 +303,41 @@ func TestPacerErrorStopsTheCall(t *testing.T) {
 }
 
 func jsonDecode(r *http.Request, v any) error { return json.NewDecoder(r.Body).Decode(v) }
+
+// TestEncodeParamsAndAuth pins the request body: params encode to one JSON
+// object (nil and null maps to {}), anything else is refused before a
+// request is made, and an OAuth token is added as the last member so that
+// it wins over an "auth" in the params.
+func TestEncodeParamsAndAuth(t *testing.T) {
+	var nilMap map[string]any
+	for _, tc := range []struct {
+		name   string
+		params any
+		want   string // body with auth "t<k>"
+	}{
+		{"nil", nil, `{"auth":"t\u003ck"}`},
+		{"nil map", nilMap, `{"auth":"t\u003ck"}`},
+		{"empty struct", struct{}{}, `{"auth":"t\u003ck"}`},
+		{"fields", map[string]any{"NAME": "R&D", "PARENT": 1}, `{"NAME":"R\u0026D","PARENT":1,"auth":"t\u003ck"}`},
+		{"raw with spaces", json.RawMessage(` { "a" : [1, 2] } `), `{"a":[1,2],"auth":"t\u003ck"}`},
+		{"auth in params", map[string]string{"auth": "forged"}, `{"auth":"forged","auth":"t\u003ck"}`},
+	} {
+		body, err := encodeParams(tc.params)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		got := withAuth(body, "t<k")
+		if string(got) != tc.want {
+			t.Errorf("%s: body %s, want %s", tc.name, got, tc.want)
+		}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(got, &m); err != nil || string(m["auth"]) != `"t\u003ck"` {
+			t.Errorf("%s: body %s does not decode to an object whose auth is the token (%v)", tc.name, got, err)
+		}
+	}
+	for _, bad := range []any{[]int{1}, "text", 3, json.RawMessage(`[]`)} {
+		if b, err := encodeParams(bad); err == nil || !strings.Contains(err.Error(), "must encode to a JSON object") {
+			t.Errorf("params %#v: body %s, err %v; want a refusal", bad, b, err)
+		}
+	}
+}
