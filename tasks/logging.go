@@ -2,6 +2,7 @@ package tasks
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -46,6 +47,18 @@ func (h *Handler) logging(next asynq.Handler) asynq.Handler {
 		outcome := ""
 		ctx = context.WithValue(ctx, outcomeKey{}, &outcome)
 		err := next.ProcessTask(ctx, t)
+		h.metrics.task(t.Type(), outcome)
+		level, msg := slog.LevelInfo, "task done"
+		switch {
+		case err == nil:
+		case outcome == outcomeParked:
+			msg = "task parked"
+		default:
+			level, msg = slog.LevelWarn, "task failed"
+		}
+		if !h.logger.Enabled(ctx, level) {
+			return err // skip decoding the payload again for a line nobody reads
+		}
 		ref := refOf(t)
 		taskID, _ := asynq.GetTaskID(ctx)
 		retried, _ := asynq.GetRetryCount(ctx)
@@ -56,15 +69,14 @@ func (h *Handler) logging(next asynq.Handler) asynq.Handler {
 		if ref.ImportID != "" {
 			attrs = append(attrs, "import_id", ref.ImportID, "key", ref.Key)
 		}
-		h.metrics.task(t.Type(), outcome)
 		switch {
 		case err == nil:
-			h.logger.InfoContext(ctx, "task done", attrs...)
 		case outcome == outcomeParked:
-			h.logger.InfoContext(ctx, "task parked", append(attrs, "reason", err.Error())...)
+			attrs = append(attrs, "reason", err.Error())
 		default:
-			h.logger.WarnContext(ctx, "task failed", append(attrs, "err", err.Error())...)
+			attrs = append(attrs, "err", err.Error())
 		}
+		h.logger.Log(ctx, level, msg, attrs...)
 		return err
 	})
 }
