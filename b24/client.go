@@ -489,7 +489,9 @@ func (c *Client) roundTrip(ctx context.Context, method string, params []byte, au
 // *TransportError, because the portal may have done the work.
 func (c *Client) decodeAnswer(method string, status int, ctype string, raw []byte) (*envelope, error) {
 	var env envelope
-	if err := json.Unmarshal(raw, &env); err != nil {
+	// Called directly: json.Unmarshal(raw, &env) would scan raw twice more
+	// before handing it to the same method.
+	if err := env.UnmarshalJSON(raw); err != nil {
 		return nil, &TransportError{Method: method, Ambiguous: true,
 			Err: fmt.Errorf("HTTP %d: answer is not Bitrix24 JSON (Content-Type %q, %d bytes: %s)", status, ctype, len(raw), snippet(raw, c.secrets()))}
 	}
