@@ -48,13 +48,15 @@ func (h *Handler) logging(next asynq.Handler) asynq.Handler {
 		ctx = context.WithValue(ctx, outcomeKey{}, &outcome)
 		err := next.ProcessTask(ctx, t)
 		h.metrics.task(t.Type(), outcome)
-		level, msg := slog.LevelInfo, "task done"
+		// errKey names the error's attribute: a parked task's error is the
+		// reason it waits, not a failure.
+		level, msg, errKey := slog.LevelInfo, "task done", ""
 		switch {
 		case err == nil:
 		case outcome == outcomeParked:
-			msg = "task parked"
+			msg, errKey = "task parked", "reason"
 		default:
-			level, msg = slog.LevelWarn, "task failed"
+			level, msg, errKey = slog.LevelWarn, "task failed", "err"
 		}
 		if !h.logger.Enabled(ctx, level) {
 			return err // skip decoding the payload again for a line nobody reads
@@ -69,12 +71,8 @@ func (h *Handler) logging(next asynq.Handler) asynq.Handler {
 		if ref.ImportID != "" {
 			attrs = append(attrs, "import_id", ref.ImportID, "key", ref.Key)
 		}
-		switch {
-		case err == nil:
-		case outcome == outcomeParked:
-			attrs = append(attrs, "reason", err.Error())
-		default:
-			attrs = append(attrs, "err", err.Error())
+		if err != nil {
+			attrs = append(attrs, errKey, err.Error())
 		}
 		h.logger.Log(ctx, level, msg, attrs...)
 		return err
