@@ -1,0 +1,132 @@
+// Package keys is the one place that names b24queue's own Redis keys (the
+// queue's keys are asynq's). Every other package builds its keys here, so
+// the layout can be read in one file and changed in one place.
+//
+// # Layout
+//
+// Every key starts with a prefix (DefaultPrefix, "b24q", unless a fleet or
+// a test picks another; every process of a fleet must use the same). Keys
+// of one portal carry the portal's name as a Redis Cluster hash tag, keys
+// of one import the import's ID:
+//
+//	PREFIX:{PORTAL}:bucket            limiter: GCRA state of the shared request bucket
+//	PREFIX:{PORTAL}:block:METHOD      limiter: end of METHOD's operating-time block
+//	PREFIX:{PORTAL}:op:METHOD         limiter: METHOD's last operating report, calls in flight
+//	PREFIX:{PORTAL}:throttled         limiter: pub/sub channel of 503 cooldowns (holds nothing)
+//	PREFIX:{PORTAL}:attempt:TASK_ID   tasks: marker of a create whose outcome is unknown
+//	PREFIX:{PORTAL}:claim:TASK_ID     tasks: which batch holds an import item
+//	PREFIX:{PORTAL}:oauth             worker: the portal's OAuth token pair (the only key with secrets)
+//	PREFIX:imp:{ID}:meta|spec|...     import state, see Import
+//
+// # The hash-tag rule
+//
+// A Lua script may only touch keys of one Cluster slot. So every key a
+// script touches together carries the same tag: {PORTAL} for a portal's
+// limiter state, markers and claims, {ID} for one import. Names that go
+// into a tag must not contain braces (portal names and import IDs are
+// validated by their producers; Tag refuses nothing, so callers check).
+package keys
+
+import "strings"
+
+// DefaultPrefix is the prefix of every key unless another is configured.
+const DefaultPrefix = "b24q"
+
+// Space builds the keys under one prefix. The zero value uses
+// DefaultPrefix. It is a plain value: copy it freely.
+type Space struct{ prefix string }
+
+// New returns the key space under prefix ("" means DefaultPrefix).
+func New(prefix string) Space { return Space{prefix: prefix} }
+
+// Prefix returns the space's prefix.
+func (s Space) Prefix() string {
+	if s.prefix == "" {
+		return DefaultPrefix
+	}
+	return s.prefix
+}
+
+// Tag wraps name in braces: the Redis Cluster hash tag that puts every key
+// containing it in one slot.
+func Tag(name string) string { return "{" + name + "}" }
+
+// portal returns PREFIX:{PORTAL}:part1:part2...
+func (s Space) portal(portal string, parts ...string) string {
+	return s.Prefix() + ":" + Tag(portal) + ":" + strings.Join(parts, ":")
+}
+
+// Bucket is the limiter's shared request bucket of a portal.
+func (s Space) Bucket(portal string) string { return s.portal(portal, "bucket") }
+
+// Block holds the end of method's operating-time block on a portal.
+func (s Space) Block(portal, method string) string { return s.portal(portal, "block", method) }
+
+// Report is method's last operating report on a portal and its calls in flight.
+func (s Space) Report(portal, method string) string { return s.portal(portal, "op", method) }
+
+// Throttled is the pub/sub channel of a portal's 503 cooldowns.
+func (s Space) Throttled(portal string) string { return s.portal(portal, "throttled") }
+
+// ThrottledPattern matches the Throttled channel of every portal (PSUBSCRIBE).
+// Glob metacharacters in the prefix are escaped.
+func (s Space) ThrottledPattern() string {
+	var b strings.Builder
+	for _, r := range s.Prefix() {
+		if strings.ContainsRune(`*?[]\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String() + ":{*}:throttled"
+}
+
+// PortalOfThrottled returns the portal a Throttled channel belongs to.
+func (s Space) PortalOfThrottled(channel string) (string, bool) {
+	rest, ok := strings.CutPrefix(channel, s.Prefix()+":{")
+	if !ok {
+		return "", false
+	}
+	portal, ok := strings.CutSuffix(rest, "}:throttled")
+	return portal, ok && portal != ""
+}
+
+// Attempt is the marker of a create attempt of task taskID on a portal.
+func (s Space) Attempt(portal, taskID string) string { return s.portal(portal, "attempt", taskID) }
+
+// Claim says which batch task holds the import item task itemTaskID.
+func (s Space) Claim(portal, itemTaskID string) string { return s.portal(portal, "claim", itemTaskID) }
+
+// OAuth holds a portal's OAuth token pair: the only key with secrets.
+func (s Space) OAuth(portal string) string { return s.portal(portal, "oauth") }
+
+// PortalPattern matches every key of a portal (for tools and test cleanup).
+func (s Space) PortalPattern(portal string) string { return s.Prefix() + ":" + Tag(portal) + ":*" }
+
+// Import lists the keys of one import's state, in the order the import
+// store's scripts take them as KEYS.
+type Import struct {
+	Meta   string // hash: portal, digest, total, created_at, counters
+	Spec   string // hash: key → compact JSON spec of the item
+	Kids   string // hash: parent key → JSON list of child keys
+	Parent string // hash: key → parent key
+	State  string // hash: key → state letter
+	IDs    string // hash: key → portal ID
+	Failed string // hash: key → reason
+	Lock   string // string: token of the Create in progress
+}
+
+// Import returns the keys of import id.
+func (s Space) Import(id string) Import {
+	base := s.Prefix() + ":imp:" + Tag(id) + ":"
+	return Import{
+		Meta: base + "meta", Spec: base + "spec", Kids: base + "kids", Parent: base + "parent",
+		State: base + "state", IDs: base + "ids", Failed: base + "failed", Lock: base + "lock",
+	}
+}
+
+// List returns the keys in script order: meta, spec, kids, parent, state,
+// ids, failed, lock.
+func (k Import) List() []string {
+	return []string{k.Meta, k.Spec, k.Kids, k.Parent, k.State, k.IDs, k.Failed, k.Lock}
+}
