@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"maps"
 )
 
 // AutomatedSolutionFields are the fields of crm.automatedsolution.add (a
@@ -38,59 +37,41 @@ func (r rawAutomatedSolution) solution() AutomatedSolution {
 // AddAutomatedSolution calls crm.automatedsolution.add and returns the
 // created workplace. LIMIT_EXCEEDED (the plan's cap) is a Permanent *Error.
 func (c *Client) AddAutomatedSolution(ctx context.Context, f AutomatedSolutionFields) (AutomatedSolution, Meta, error) {
-	fields := map[string]any{"title": f.Title}
-	if len(f.TypeIDs) > 0 {
-		fields["typeIds"] = f.TypeIDs
-	}
-	var res struct {
-		AutomatedSolution *rawAutomatedSolution `json:"automatedSolution"`
-	}
-	meta, err := c.Call(ctx, "crm.automatedsolution.add", map[string]any{"fields": fields}, &res)
+	var raw json.RawMessage
+	meta, err := c.Call(ctx, MethodAutomatedSolutionAdd, f.params(), &raw)
 	if err != nil {
 		return AutomatedSolution{}, meta, err
 	}
-	if res.AutomatedSolution == nil || res.AutomatedSolution.ID <= 0 {
-		return AutomatedSolution{}, meta, &TransportError{Method: "crm.automatedsolution.add",
-			Err: fmt.Errorf("decode result: no automatedSolution with an ID"), Ambiguous: true}
+	s, err := DecodeAutomatedSolutionAdd(raw)
+	if err != nil {
+		return AutomatedSolution{}, meta, &TransportError{Method: MethodAutomatedSolutionAdd, Err: err, Ambiguous: true}
 	}
-	return res.AutomatedSolution.solution(), meta, nil
+	return s, meta, nil
 }
 
 // ListAutomatedSolutions calls crm.automatedsolution.list with filter (e.g.
 // {"title": "HR"}, exact match on the portal; nil for all), ordered by id,
 // following `next` through every page with `start`.
 func (c *Client) ListAutomatedSolutions(ctx context.Context, filter map[string]any) ([]AutomatedSolution, error) {
-	const method = "crm.automatedsolution.list"
-	params := map[string]any{"order": map[string]any{"id": "ASC"}}
-	if len(filter) > 0 {
-		params["filter"] = maps.Clone(filter)
-	}
 	var out []AutomatedSolution
 	start := 0
 	for range maxPages {
-		if start > 0 {
-			params["start"] = start
-		}
-		var res struct {
-			List json.RawMessage `json:"automatedSolutions"`
-		}
-		meta, err := c.Call(ctx, method, params, &res)
+		var raw json.RawMessage
+		meta, err := c.Call(ctx, MethodAutomatedSolutionList, automatedSolutionListParams(filter, start), &raw)
 		if err != nil {
 			return nil, err
 		}
-		items, err := decodeList[rawAutomatedSolution](res.List)
+		items, err := DecodeAutomatedSolutions(raw)
 		if err != nil {
-			return nil, &TransportError{Method: method, Err: fmt.Errorf("decode result: %w", err), Ambiguous: true}
+			return nil, &TransportError{Method: MethodAutomatedSolutionList, Err: err, Ambiguous: true}
 		}
-		for _, r := range items {
-			out = append(out, r.solution())
-		}
+		out = append(out, items...)
 		if meta.Next <= start || len(items) == 0 {
 			return out, nil
 		}
 		start = meta.Next
 	}
-	return nil, fmt.Errorf("b24: %s: more than %d pages", method, maxPages)
+	return nil, fmt.Errorf("b24: %s: more than %d pages", MethodAutomatedSolutionList, maxPages)
 }
 
 // FindAutomatedSolution looks up the workplace titled exactly title

@@ -123,7 +123,7 @@ func decodeBatch(raw json.RawMessage, cmds []BatchCommand) (BatchResult, error) 
 				code = c
 			}
 		}
-		res.Errors[k] = &Error{Code: code, Description: e.Desc, Method: methods[k]}
+		res.Errors[k] = &Error{Code: code, Description: e.Desc, Method: methods[k], Command: k}
 	}
 	times, err := decodeKeyed(top["result_time"])
 	if err != nil {

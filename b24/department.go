@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"sort"
 )
 
@@ -34,28 +33,19 @@ const pageSize = 50
 const maxPages = 10000
 
 // AddDepartment calls department.add and returns the new department's ID.
+// A 200 without a usable ID is an ambiguous *TransportError: the department
+// may exist all the same, so the caller must look before creating again.
 func (c *Client) AddDepartment(ctx context.Context, f DepartmentFields) (int64, Meta, error) {
-	p := map[string]any{"NAME": f.Name}
-	if f.Parent != 0 {
-		p["PARENT"] = f.Parent
-	}
-	if f.Sort != 0 {
-		p["SORT"] = f.Sort
-	}
-	if f.Head != 0 {
-		p["UF_HEAD"] = f.Head
-	}
-	var id strictInt
-	meta, err := c.Call(ctx, "department.add", p, &id)
+	var raw json.RawMessage
+	meta, err := c.Call(ctx, MethodDepartmentAdd, f.params(), &raw)
 	if err != nil {
 		return 0, meta, err
 	}
-	if id <= 0 {
-		// A 200 without a usable ID is not a success; the department may
-		// exist all the same, so the caller must look before creating again.
-		return 0, meta, &TransportError{Method: "department.add", Err: fmt.Errorf("decode result: ID %d is not a department ID", id), Ambiguous: true}
+	id, err := DecodeDepartmentAdd(raw)
+	if err != nil {
+		return 0, meta, &TransportError{Method: MethodDepartmentAdd, Err: err, Ambiguous: true}
 	}
-	return int64(id), meta, nil
+	return id, meta, nil
 }
 
 // rawDepartment is a department.get item; values arrive as strings.
@@ -73,34 +63,25 @@ type rawDepartment struct {
 // semantics (case-insensitive substring). Each page is one request (and one
 // Pacer.Wait).
 func (c *Client) GetDepartments(ctx context.Context, filter map[string]any) ([]Department, error) {
-	params := maps.Clone(filter)
-	if params == nil {
-		params = map[string]any{}
-	}
 	var out []Department
 	start := 0
 	for range maxPages {
-		if start > 0 {
-			params["START"] = start
-		}
 		var page json.RawMessage
-		meta, err := c.Call(ctx, "department.get", params, &page)
+		meta, err := c.Call(ctx, MethodDepartmentGet, departmentGetParams(filter, start), &page)
 		if err != nil {
 			return nil, err
 		}
-		items, err := decodeList[rawDepartment](page)
+		items, err := DecodeDepartments(page)
 		if err != nil {
-			return nil, &TransportError{Method: "department.get", Err: fmt.Errorf("decode result: %w", err), Ambiguous: true}
+			return nil, &TransportError{Method: MethodDepartmentGet, Err: err, Ambiguous: true}
 		}
-		for _, d := range items {
-			out = append(out, Department{ID: int64(d.ID), Parent: int64(d.Parent), Head: int64(d.Head), Name: d.Name, Sort: int(d.Sort)})
-		}
+		out = append(out, items...)
 		if meta.Next <= start || len(items) == 0 {
 			return out, nil
 		}
 		start = meta.Next
 	}
-	return nil, fmt.Errorf("b24: department.get: more than %d pages", maxPages)
+	return nil, fmt.Errorf("b24: %s: more than %d pages", MethodDepartmentGet, maxPages)
 }
 
 // FindDepartment looks up the department named exactly name (case-sensitive,

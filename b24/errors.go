@@ -89,12 +89,14 @@ var permanentCodes = map[string]bool{
 // Error is an error answer of the portal (or of the OAuth server):
 // {"error": Code, "error_description": Description}. Method is the REST
 // method called (for a batch command, the command's method). HTTPStatus is 0
-// for a batch command's error, which has no status of its own.
+// for a batch command's error, which has no status of its own; Command is
+// then the command's key in its batch ("" for the answer to a request).
 type Error struct {
 	Code        string
 	Description string
 	HTTPStatus  int
 	Method      string
+	Command     string
 }
 
 // Error formats the answer; it never contains credentials because the
@@ -186,9 +188,11 @@ func Classify(err error) Class {
 // reached the portal and done its work, so that a create must look up before
 // it tries again. True for a *TransportError after the request was written
 // (timeout, reset, EOF) or with an undecodable answer, and for a Transient
-// *Error (5xx, INTERNAL_SERVER_ERROR); false for limit answers (503
-// QUERY_LIMIT_EXCEEDED, 429 OPERATION_TIME_LIMIT), dial errors, definite API
-// errors and errors that are not ours.
+// *Error (5xx, INTERNAL_SERVER_ERROR) answering a request; false for limit
+// answers (503 QUERY_LIMIT_EXCEEDED, 429 OPERATION_TIME_LIMIT), dial errors,
+// definite API errors, errors that are not ours, and the error of a command
+// in an answered batch (Error.Command set): the portal reports that command
+// returned no result, which it does for a command it did not run.
 func IsAmbiguous(err error) bool {
 	if err == nil {
 		return false
@@ -197,7 +201,7 @@ func IsAmbiguous(err error) bool {
 		return te.Ambiguous
 	}
 	if e, ok := errors.AsType[*Error](err); ok {
-		return e.Class() == Transient
+		return e.Command == "" && e.Class() == Transient
 	}
 	return false
 }

@@ -7,10 +7,7 @@ package tasks
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"slices"
-	"strconv"
-	"time"
+	"errors"
 
 	"github.com/b24queue/b24queue/b24"
 )
@@ -22,14 +19,22 @@ const listPage = 50
 // lookupQuery is one list command and the items its answer may contain.
 type lookupQuery struct {
 	method string
-	params map[string]any
-	// paged queries (department.get by PARENT) are continued with START
-	// while a page comes back full.
+	filter map[string]any
+	// paged queries (department.get by PARENT) are continued while a page
+	// comes back full.
 	paged bool
 	start int
 	items []*batchItem
 	// failed: the command failed, so nothing is known about its items.
 	failed bool
+}
+
+// command is q's batch command under key.
+func (q *lookupQuery) command(key string) b24.BatchCommand {
+	if q.method == b24.MethodAutomatedSolutionList {
+		return b24.AutomatedSolutionListCommand(key, q.filter, q.start)
+	}
+	return b24.DepartmentGetCommand(key, q.filter, q.start)
 }
 
 // lookup finds the objects of todo that exist already and adopts them. It
@@ -46,26 +51,7 @@ func (r *batchRun) lookup(ctx context.Context, todo []*batchItem) ([]*batchItem,
 	if len(todo) == 1 {
 		return r.lookupOne(ctx, todo[0])
 	}
-	var queries []*lookupQuery
-	byParent := map[int64]*lookupQuery{}
-	for _, it := range todo {
-		switch {
-		case it.method == methodWorkplaceAdd:
-			queries = append(queries, &lookupQuery{method: "crm.automatedsolution.list",
-				params: map[string]any{"filter": map[string]any{"title": it.wp.Title}}, items: []*batchItem{it}})
-		case it.dept.Parent == 0:
-			queries = append(queries, &lookupQuery{method: "department.get",
-				params: map[string]any{"NAME": it.dept.Name}, items: []*batchItem{it}})
-		default:
-			q, ok := byParent[it.dept.Parent]
-			if !ok {
-				q = &lookupQuery{method: "department.get", params: map[string]any{"PARENT": it.dept.Parent}, paged: true}
-				byParent[it.dept.Parent] = q
-				queries = append(queries, q)
-			}
-			q.items = append(q.items, it)
-		}
-	}
+	queries := lookupQueries(todo)
 	found := map[*batchItem]int64{}
 	pending := queries
 	for len(pending) > 0 {
@@ -82,7 +68,7 @@ func (r *batchRun) lookup(ctx context.Context, todo []*batchItem) ([]*batchItem,
 		for _, it := range q.items {
 			switch id, ok := found[it]; {
 			case q.failed:
-				r.record(r.requeue(ctx, it, verifyGroup(r.portal.Name, it.method), time.Time{}, true, "lookup failed"))
+				r.record(r.apply(ctx, it, &b24.TransportError{Method: q.method, Err: errors.New("lookup failed"), Ambiguous: true}))
 			case ok:
 				r.record(r.created(ctx, it, id, true))
 			default:
@@ -93,19 +79,37 @@ func (r *batchRun) lookup(ctx context.Context, todo []*batchItem) ([]*batchItem,
 	return out, nil
 }
 
+// lookupQueries groups todo into as few list commands as possible.
+func lookupQueries(todo []*batchItem) []*lookupQuery {
+	var queries []*lookupQuery
+	byParent := map[int64]*lookupQuery{}
+	for _, it := range todo {
+		switch {
+		case it.method == methodWorkplaceAdd:
+			queries = append(queries, &lookupQuery{method: b24.MethodAutomatedSolutionList,
+				filter: map[string]any{"title": it.wp.Title}, items: []*batchItem{it}})
+		case it.dept.Parent == 0:
+			queries = append(queries, &lookupQuery{method: b24.MethodDepartmentGet,
+				filter: map[string]any{"NAME": it.dept.Name}, items: []*batchItem{it}})
+		default:
+			q, ok := byParent[it.dept.Parent]
+			if !ok {
+				q = &lookupQuery{method: b24.MethodDepartmentGet, filter: map[string]any{"PARENT": it.dept.Parent}, paged: true}
+				byParent[it.dept.Parent] = q
+				queries = append(queries, q)
+			}
+			q.items = append(q.items, it)
+		}
+	}
+	return queries
+}
+
 // lookupRound sends up to b24.MaxBatch queries as one batch, records the
 // matches in found, and returns the queries that need another page.
 func (r *batchRun) lookupRound(ctx context.Context, round []*lookupQuery, found map[*batchItem]int64) ([]*lookupQuery, error) {
 	cmds := make([]b24.BatchCommand, len(round))
 	for i, q := range round {
-		params := q.params
-		if q.start > 0 {
-			params = map[string]any{"START": q.start}
-			for k, v := range q.params {
-				params[k] = v
-			}
-		}
-		cmds[i] = b24.BatchCommand{Key: cmdKey(i), Method: q.method, Params: params}
+		cmds[i] = q.command(cmdKey(i))
 	}
 	res, _, err := r.portal.Client.Batch(ctx, false, cmds)
 	if err != nil {
@@ -118,13 +122,7 @@ func (r *batchRun) lookupRound(ctx context.Context, round []*lookupQuery, found 
 			q.failed = true
 			continue
 		}
-		var n int
-		var derr error
-		if q.method == "department.get" {
-			n, derr = matchDepartments(raw, q.items, found)
-		} else {
-			derr = matchWorkplaces(raw, q.items, found)
-		}
+		n, derr := q.match(raw, found)
 		if derr != nil {
 			q.failed = true
 			continue
@@ -137,87 +135,41 @@ func (r *batchRun) lookupRound(ctx context.Context, round []*lookupQuery, found 
 	return next, nil
 }
 
-// lookupDepartment is a department.get item (values arrive as strings).
-type lookupDepartment struct {
-	ID     looseInt `json:"ID"`
-	Name   string   `json:"NAME"`
-	Parent looseInt `json:"PARENT"`
-}
-
-// matchDepartments records, for each item, the lowest ID of a department
-// with exactly its name and parent. It returns the page's length.
-func matchDepartments(raw json.RawMessage, items []*batchItem, found map[*batchItem]int64) (int, error) {
-	list, err := decodeLooseList[lookupDepartment](raw)
+// match records, for each of q's items, the lowest ID of an object in the
+// page raw with exactly its name and parent (departments) or title
+// (workplaces). It returns the page's length.
+func (q *lookupQuery) match(raw json.RawMessage, found map[*batchItem]int64) (int, error) {
+	keep := func(it *batchItem, id int64) {
+		if old, ok := found[it]; !ok || id < old {
+			found[it] = id
+		}
+	}
+	if q.method == b24.MethodAutomatedSolutionList {
+		list, err := b24.DecodeAutomatedSolutions(raw)
+		if err != nil {
+			return 0, err
+		}
+		for _, s := range list {
+			for _, it := range q.items {
+				if s.Title == it.wp.Title {
+					keep(it, s.ID)
+				}
+			}
+		}
+		return len(list), nil
+	}
+	list, err := b24.DecodeDepartments(raw)
 	if err != nil {
 		return 0, err
 	}
 	for _, d := range list {
-		for _, it := range items {
-			if d.Name == it.dept.Name && int64(d.Parent) == it.dept.Parent {
-				if id, ok := found[it]; !ok || int64(d.ID) < id {
-					found[it] = int64(d.ID)
-				}
+		for _, it := range q.items {
+			if d.Name == it.dept.Name && d.Parent == it.dept.Parent {
+				keep(it, d.ID)
 			}
 		}
 	}
 	return len(list), nil
-}
-
-// matchWorkplaces records the lowest ID of a workplace titled exactly like
-// each item.
-func matchWorkplaces(raw json.RawMessage, items []*batchItem, found map[*batchItem]int64) error {
-	var res struct {
-		List json.RawMessage `json:"automatedSolutions"`
-	}
-	if err := json.Unmarshal(raw, &res); err != nil {
-		return fmt.Errorf("decode crm.automatedsolution.list result: %w", err)
-	}
-	list, err := decodeLooseList[struct {
-		ID    looseInt `json:"id"`
-		Title string   `json:"title"`
-	}](res.List)
-	if err != nil {
-		return err
-	}
-	for _, s := range list {
-		for _, it := range items {
-			if s.Title == it.wp.Title {
-				if id, ok := found[it]; !ok || int64(s.ID) < id {
-					found[it] = int64(s.ID)
-				}
-			}
-		}
-	}
-	return nil
-}
-
-// decodeLooseList decodes a PHP list: a JSON array, an object keyed by
-// index, or [] / null / absent for none.
-func decodeLooseList[T any](raw json.RawMessage) ([]T, error) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil, nil
-	}
-	var list []T
-	if err := json.Unmarshal(raw, &list); err == nil {
-		return list, nil
-	}
-	var m map[string]T
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, fmt.Errorf("decode list: %w", err)
-	}
-	keys := make([]int, 0, len(m))
-	for k := range m {
-		n, err := strconv.Atoi(k)
-		if err != nil {
-			return nil, fmt.Errorf("decode list: key %q", k)
-		}
-		keys = append(keys, n)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		list = append(list, m[strconv.Itoa(k)])
-	}
-	return list, nil
 }
 
 // lookupOne looks a single item up with the plain call.

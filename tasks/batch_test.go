@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -389,55 +388,6 @@ func TestBatchOperatingTimePerMethod(t *testing.T) {
 		// 25 commands fit the budget; the others were refused at most once
 		// each: after the block nobody sent department.add until it ended.
 		t.Errorf("department.add refused %d times, want 1..15", got)
-	}
-}
-
-func TestLooseInt(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		in   string
-		want int64
-		err  bool
-	}{
-		{`18`, 18, false}, {`"18"`, 18, false}, {`18.0`, 18, false}, {`null`, 0, false}, {`""`, 0, false},
-		{`"x"`, 0, true}, {`{}`, 0, true},
-	}
-	for _, tt := range tests {
-		var n looseInt
-		err := json.Unmarshal([]byte(tt.in), &n)
-		if (err != nil) != tt.err || (!tt.err && int64(n) != tt.want) {
-			t.Errorf("%s → %d, %v", tt.in, n, err)
-		}
-	}
-}
-
-func TestDecodeLooseList(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		in   string
-		want string
-	}{
-		{`[{"ID":"2"},{"ID":"3"}]`, "[2 3]"},
-		{`{"1":{"ID":"3"},"0":{"ID":"2"},"10":{"ID":"9"}}`, "[2 3 9]"},
-		{`[]`, "[]"},
-		{`null`, "[]"},
-	}
-	for _, tt := range tests {
-		got, err := decodeLooseList[lookupDepartment](json.RawMessage(tt.in))
-		if err != nil {
-			t.Errorf("%s: %v", tt.in, err)
-			continue
-		}
-		ids := make([]int64, len(got))
-		for i, d := range got {
-			ids[i] = int64(d.ID)
-		}
-		if s := fmt.Sprint(ids); s != tt.want {
-			t.Errorf("%s → %s, want %s", tt.in, s, tt.want)
-		}
-	}
-	if _, err := decodeLooseList[lookupDepartment](json.RawMessage(`"x"`)); err == nil {
-		t.Error("a string decoded as a list")
 	}
 }
 

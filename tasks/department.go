@@ -44,6 +44,11 @@ func (p DepartmentPayload) Validate() error {
 	return problemsErr(problems)
 }
 
+// fields are the department.add fields of p.
+func (p DepartmentPayload) fields() b24.DepartmentFields {
+	return b24.DepartmentFields{Name: p.Name, Parent: p.Parent, Sort: p.Sort, Head: p.Head}
+}
+
 // NewDepartmentTask validates p and returns a department:create task with the
 // default options for p's portal (see Options); opts may override them.
 func NewDepartmentTask(p DepartmentPayload, opts ...asynq.Option) (*asynq.Task, error) {
@@ -68,7 +73,7 @@ func (h *Handler) processDepartment(ctx context.Context, t *asynq.Task) error {
 			return d.ID, found, err
 		},
 		create: func(ctx context.Context, c *b24.Client) (int64, error) {
-			id, _, err := c.AddDepartment(ctx, b24.DepartmentFields{Name: p.Name, Parent: p.Parent, Sort: p.Sort, Head: p.Head})
+			id, _, err := c.AddDepartment(ctx, p.fields())
 			return id, err
 		},
 	})

@@ -38,7 +38,7 @@ func TestClassifyMapsEveryClassToQueueBehaviour(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got := h.classify(context.Background(), "p", tt.err)
+			got := h.decide(context.Background(), "p", tt.err).taskError()
 			var park *ParkError
 			if isPark := errors.As(got, &park); isPark != tt.wantPark {
 				t.Fatalf("classify(%v) = %v, park = %v, want %v", tt.err, got, isPark, tt.wantPark)
@@ -59,7 +59,7 @@ func TestClassifyMapsEveryClassToQueueBehaviour(t *testing.T) {
 func TestPermanentErrorKeepsCodeAndDescription(t *testing.T) {
 	t.Parallel()
 	cause := &b24.Error{Code: "ERROR_CORE", Description: "Parent department not found", HTTPStatus: 400, Method: "department.add"}
-	err := (&Handler{}).classify(context.Background(), "p", cause)
+	err := (&Handler{}).decide(context.Background(), "p", cause).taskError()
 	for _, want := range []string{"ERROR_CORE", "Parent department not found"} {
 		if !contains(err.Error(), want) {
 			t.Errorf("error %q lacks %q", err, want)

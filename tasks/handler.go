@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/hibiken/asynq"
 
@@ -34,6 +35,7 @@ type Handler struct {
 	imports  ImportTracker
 	logger   *slog.Logger
 	metrics  *Metrics
+	clock    clock
 	// maxRequeues is maxItemRequeues (tests lower it).
 	maxRequeues int
 }
@@ -46,6 +48,9 @@ type HandlerConfig struct {
 	Imports  ImportTracker
 	Logger   *slog.Logger
 	Metrics  *Metrics
+	// Now is the clock of park times and requeues (default time.Now): tests
+	// inject one.
+	Now func() time.Time
 }
 
 // NewHandler returns a Handler for cfg.
@@ -62,6 +67,7 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 		imports:  cfg.Imports,
 		logger:   cfg.Logger,
 		metrics:  cfg.Metrics,
+		clock:    clock{nowFn: cfg.Now},
 
 		maxRequeues: maxItemRequeues,
 	}

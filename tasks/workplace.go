@@ -35,6 +35,11 @@ func (p WorkplacePayload) Validate() error {
 	return problemsErr(problems)
 }
 
+// fields are the crm.automatedsolution.add fields of p.
+func (p WorkplacePayload) fields() b24.AutomatedSolutionFields {
+	return b24.AutomatedSolutionFields{Title: p.Title, TypeIDs: p.TypeIDs}
+}
+
 // NewWorkplaceTask validates p and returns a workplace:create task with the
 // default options for p's portal (see Options); opts may override them.
 func NewWorkplaceTask(p WorkplacePayload, opts ...asynq.Option) (*asynq.Task, error) {
@@ -59,7 +64,7 @@ func (h *Handler) processWorkplace(ctx context.Context, t *asynq.Task) error {
 			return s.ID, found, err
 		},
 		create: func(ctx context.Context, c *b24.Client) (int64, error) {
-			s, _, err := c.AddAutomatedSolution(ctx, b24.AutomatedSolutionFields{Title: p.Title, TypeIDs: p.TypeIDs})
+			s, _, err := c.AddAutomatedSolution(ctx, p.fields())
 			return s.ID, err
 		},
 	})
