@@ -7,10 +7,10 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/b24queue/b24queue/b24/b24test"
 	"github.com/b24queue/b24queue/importer"
+	"github.com/b24queue/b24queue/internal/testutil"
 	"github.com/b24queue/b24queue/limiter"
 	"github.com/b24queue/b24queue/tasks"
 )
@@ -105,7 +105,7 @@ func batchFile() *importer.File {
 // own Redis client, limiter, portal client, import tracker and asynq server.
 func startBatchServer(b *testing.B, portal, webhook string, limits limiter.Config, i int) {
 	b.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", DB: redisDB})
+	rdb := testutil.Redis(b, redisDB)
 	log := logger().With("worker", i)
 	lim := limiter.New(rdb, limits, limiter.WithPrefix(portal), limiter.WithLogger(log))
 	p, err := tasks.NewPortal(tasks.PortalConfig{Name: portal, WebhookURL: webhook, Limits: limits, Timeout: 10 * time.Second}, lim, nil, nil, log)
@@ -138,6 +138,5 @@ func startBatchServer(b *testing.B, portal, webhook string, limits limiter.Confi
 	b.Cleanup(func() {
 		srv.Shutdown()
 		_ = lim.Close()
-		_ = rdb.Close()
 	})
 }

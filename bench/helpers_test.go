@@ -25,8 +25,6 @@ package bench
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -43,6 +41,7 @@ import (
 
 	"github.com/b24queue/b24queue/b24/b24test"
 	"github.com/b24queue/b24queue/internal/config"
+	"github.com/b24queue/b24queue/internal/testutil"
 	"github.com/b24queue/b24queue/internal/worker"
 	"github.com/b24queue/b24queue/tasks"
 )
@@ -50,34 +49,19 @@ import (
 // Redis database and URL of the benchmarks.
 const (
 	redisDB  = 7
-	redisURL = "redis://127.0.0.1:6379/7"
+	redisURL = "redis://" + testutil.RedisAddr + "/7"
 )
 
 // benchRedis returns a client on DB 7, or skips when Redis does not answer
 // and CI is unset. It is closed on b.Cleanup.
 func benchRedis(b *testing.B) *redis.Client {
 	b.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", DB: redisDB, PoolSize: 32})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		_ = rdb.Close()
-		if os.Getenv("CI") == "" {
-			b.Skipf("redis not available: %v", err)
-		}
-		b.Fatalf("redis not available: %v", err)
-	}
-	b.Cleanup(func() { _ = rdb.Close() })
-	return rdb
+	return testutil.Redis(b, redisDB, func(o *redis.Options) { o.PoolSize = 32 })
 }
 
 // uniqueName returns kind followed by random hex: a valid portal name
 // (^[a-z0-9][a-z0-9_-]{0,62}$) and key prefix no other run shares.
-func uniqueName(kind string) string {
-	buf := make([]byte, 5)
-	_, _ = rand.Read(buf)
-	return "bench-" + kind + "-" + hex.EncodeToString(buf)
-}
+func uniqueName(kind string) string { return testutil.Unique("bench-" + kind + "-") }
 
 // cleanupRedis deletes a run's queue and every key under its prefix.
 func cleanupRedis(b *testing.B, rdb *redis.Client, queue, prefix string) {
@@ -183,17 +167,10 @@ func (s *sim) answers() []answer {
 // last one was; it fails b after timeout.
 func (s *sim) waitCreated(b *testing.B, n int, timeout time.Duration) time.Time {
 	b.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	testutil.WaitFor(b, timeout, fmt.Sprintf("%d departments created", n), func() (bool, string) {
 		st := s.Stats()
-		if st.DepartmentsCreated >= n {
-			break
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("only %d of %d departments created after %v; portal stats %+v", st.DepartmentsCreated, n, timeout, st)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return st.DepartmentsCreated >= n, fmt.Sprintf("portal stats %+v", st)
+	})
 	return s.last()
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/b24queue/b24queue/b24"
 	"github.com/b24queue/b24queue/b24/b24test"
+	"github.com/b24queue/b24queue/internal/testutil"
 	"github.com/b24queue/b24queue/limiter"
 )
 
@@ -131,15 +132,10 @@ func TestFirstAttemptMarkerIsSetWithTheGrant(t *testing.T) {
 	}
 	task, err = NewDepartmentTask(DepartmentPayload{Portal: f.portal, Name: "Parked", Parent: 1}, asynq.TaskID("parked"))
 	f.enqueue(t, task, err)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	testutil.WaitFor(t, 10*time.Second, "the task of a blocked method parked", func() (bool, string) {
 		info, err := f.inspector.GetTaskInfo(QueueName(f.portal), "parked")
-		if err == nil && info.State == asynq.TaskStateRetry {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the task of a blocked method was not parked: %+v, %v", info, err)
-		}
-	}
+		return err == nil && info.State == asynq.TaskStateRetry, fmt.Sprintf("%+v, %v", info, err)
+	})
 	if set, _ := marker("parked"); set {
 		t.Error("a parked attempt left an attempt marker: its retry would look up for nothing")
 	}

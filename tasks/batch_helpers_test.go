@@ -11,6 +11,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/b24queue/b24queue/importer"
+	"github.com/b24queue/b24queue/internal/testutil"
 )
 
 // batchSetup adds batch mode to a bundle: an Imports that groups item tasks
@@ -82,17 +83,29 @@ func (bs *batchSetup) importAndWait(f *importer.File, timeout time.Duration) (im
 	if err != nil {
 		return importer.Status{}, err
 	}
-	deadline := time.Now().Add(timeout)
-	for {
-		st, err := bs.imports.Status(ctx, res.ID)
-		if err != nil || st.Done {
-			return st, err
-		}
-		if time.Now().After(deadline) {
-			return st, fmt.Errorf("import %s not done after %v: %+v; %s", res.ID, timeout, st.Counts, bs.where())
-		}
-		time.Sleep(50 * time.Millisecond)
+	var st importer.Status
+	var serr error
+	err = testutil.Poll(timeout, func() (bool, string) {
+		st, serr = bs.imports.Status(ctx, res.ID)
+		return serr != nil || st.Done, fmt.Sprintf("import %s: %+v; %s", res.ID, st.Counts, bs.where())
+	})
+	if serr != nil {
+		return st, serr
 	}
+	return st, err
+}
+
+// waitIdle waits until the queue holds no task that may still run: none
+// pending, active, scheduled, retrying or aggregating.
+func (bs *batchSetup) waitIdle(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	testutil.WaitFor(t, timeout, "queue idle", func() (bool, string) {
+		q, err := bs.inspector.GetQueueInfo(bs.queue)
+		if err != nil {
+			return false, err.Error()
+		}
+		return q.Pending+q.Active+q.Scheduled+q.Retry+q.Aggregating == 0, bs.where()
+	})
 }
 
 // where says where unfinished items are: the queue's tasks by state, its

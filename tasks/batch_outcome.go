@@ -155,6 +155,9 @@ func (r *batchRun) requeue(ctx context.Context, it *batchItem, group string, at 
 	if err := r.h.release(ctx, r.portal.Name, r.owner, true, it.TaskID); err != nil {
 		return fmt.Errorf("put item %s back on the queue: %w", it.label(), err)
 	}
+	if !at.After(r.h.clock.now()) {
+		at = time.Time{} // due already: straight back into the group
+	}
 	if err := rq.requeueItem(ctx, r.portal.Name, it.BatchItem, group, at); err != nil {
 		if r.owner != "" && it.TaskID != "" {
 			// Take the claim back: this batch still has the item.
@@ -186,13 +189,14 @@ const requeueConflictWait = time.Second
 // under its deterministic task ID, grouped. asynq deletes a group member's
 // task once it is aggregated, so the ID is free. If it is still taken after
 // requeueConflictWait, a copy of the item is queued already (a resumed
-// Submit), which will run on its own: nothing more to do.
+// Submit), which will run on its own: nothing more to do. A non-zero at
+// schedules the task for then (the caller passes zero when it is due).
 func (im *Imports) requeueItem(ctx context.Context, portal string, it BatchItem, group string, at time.Time) error {
 	opts := Options(portal, asynq.Group(group))
 	if it.TaskID != "" {
 		opts = append(opts, asynq.TaskID(it.TaskID))
 	}
-	if !at.IsZero() && at.After(time.Now()) {
+	if !at.IsZero() {
 		opts = append(opts, asynq.ProcessAt(at))
 	}
 	task := asynq.NewTask(it.Type, it.Payload, opts...)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/b24queue/b24queue/b24"
 	"github.com/b24queue/b24queue/b24/b24test"
 	"github.com/b24queue/b24queue/importer"
+	"github.com/b24queue/b24queue/internal/testutil"
 	"github.com/b24queue/b24queue/limiter"
 )
 
@@ -181,9 +183,7 @@ func TestBatchLostResponseLooksUp(t *testing.T) {
 	// time, so the retried batches must find and adopt what they created.
 	b.sim.SetFaults(b24test.Faults{LostResponseRate: 1})
 	go func() {
-		for b.sim.Stats().Faults["lost_response"] < 3 {
-			time.Sleep(5 * time.Millisecond)
-		}
+		_ = testutil.Poll(time.Minute, func() (bool, string) { return b.sim.Stats().Faults["lost_response"] >= 3, "" })
 		b.sim.SetFaults(b24test.Faults{})
 	}()
 	f := treeFile([]int{1, 4, 60}, 8)
@@ -251,17 +251,13 @@ func TestBatchMuxRunsSingleTasks(t *testing.T) {
 // waitTask polls the task until it reaches state.
 func waitTask(t *testing.T, b *bundle, id string, state asynq.TaskState, timeout time.Duration) *asynq.TaskInfo {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		info, err := b.inspector.GetTaskInfo(b.queue, id)
-		if err == nil && info.State == state {
-			return info
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("task %s not %v after %v: %+v, %v", id, state, timeout, info, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	var info *asynq.TaskInfo
+	testutil.WaitFor(t, timeout, fmt.Sprintf("task %s %v", id, state), func() (bool, string) {
+		var err error
+		info, err = b.inspector.GetTaskInfo(b.queue, id)
+		return err == nil && info.State == state, fmt.Sprintf("%+v, %v", info, err)
+	})
+	return info
 }
 
 // A grouped task's ID is free again once the aggregator consumed it, so an
@@ -365,16 +361,10 @@ func TestBatchOperatingTimePerMethod(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if _, blocked, err := b.limiter.Blocked(ctx, b.portal, methodDepartmentAdd); err == nil && blocked {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("department.add never blocked; portal stats %+v", b.sim.Stats())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.WaitFor(t, 15*time.Second, "department.add blocked", func() (bool, string) {
+		_, blocked, err := b.limiter.Blocked(ctx, b.portal, methodDepartmentAdd)
+		return err == nil && blocked, fmt.Sprintf("portal stats %+v", b.sim.Stats())
+	})
 	if _, blocked, _ := b.limiter.Blocked(ctx, b.portal, "batch"); blocked {
 		t.Error(`"batch" is blocked: commands were billed to the batch`)
 	}
@@ -408,17 +398,10 @@ func TestBatchResubmitWhileRunningCreatesNothingTwice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testutil.WaitFor(t, 10*time.Second, "a batch active", func() (bool, string) {
 		active, err := b.inspector.ListActiveTasks(b.queue)
-		if err == nil && len(active) > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no batch became active: %s", bs.where())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err == nil && len(active) > 0, bs.where()
+	})
 	again, err := bs.bimports.Submit(ctx, b.portal, "", f)
 	if err != nil {
 		t.Fatal(err)
@@ -430,7 +413,7 @@ func TestBatchResubmitWhileRunningCreatesNothingTwice(t *testing.T) {
 	if st.Counts != (importer.Counts{Total: 23, Created: 23}) {
 		t.Fatalf("counts %+v, failed %v", st.Counts, st.Failed)
 	}
-	time.Sleep(2500 * time.Millisecond) // let the copies' batches finish
+	bs.waitIdle(t, 10*time.Second) // the copies' batches finish too
 	checkSimulator(t, b, f, st)
 	if s := b.sim.Stats(); s.DepartmentsCreated != 20 || s.WorkplacesCreated != 3 {
 		t.Errorf("created %d departments and %d workplaces, want 20 and 3", s.DepartmentsCreated, s.WorkplacesCreated)
@@ -474,17 +457,10 @@ func TestBatchVerifyGroupAdopts(t *testing.T) {
 	before := b.sim.Stats()
 	bs.startBatch(t, BatchServerConfig(true), 1)
 
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	testutil.WaitFor(t, 15*time.Second, "both batches done", func() (bool, string) {
 		q, err := b.inspector.GetQueueInfo(b.queue)
-		if err == nil && q.Completed == 2 && q.Size == q.Completed {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("batches not done: %s", bs.where())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err == nil && q.Completed == 2 && q.Size == q.Completed, bs.where()
+	})
 	s := b.sim.Stats()
 	if s.DuplicateDepartments != 0 || s.DuplicateWorkplaces != 0 {
 		t.Errorf("duplicates: %d departments, %d workplaces", s.DuplicateDepartments, s.DuplicateWorkplaces)

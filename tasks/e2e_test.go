@@ -131,7 +131,10 @@ func TestImportTreeEndToEndAndAgain(t *testing.T) {
 	if want := (SubmitResult{ID: wantRes.ID, Total: 505, AlreadyCreated: 505, Existing: true}); res != want {
 		t.Errorf("second Submit = %+v, want %+v", res, want)
 	}
-	time.Sleep(300 * time.Millisecond) // a task enqueued by mistake would run by now
+	// Nothing was queued: no task of this import may still run.
+	if q, err := b.inspector.GetQueueInfo(b.queue); err != nil || q.Pending+q.Active+q.Scheduled+q.Retry+q.Aggregating != 0 {
+		t.Errorf("second run queued work: %+v, %v", q, err)
+	}
 	after := b.sim.Stats()
 	if after.DepartmentsCreated != before.DepartmentsCreated || after.WorkplacesCreated != before.WorkplacesCreated || after.Requests != before.Requests {
 		t.Errorf("second run reached the portal: before %+v, after %+v", before, after)

@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/b24queue/b24queue/b24/b24test"
+	"github.com/b24queue/b24queue/internal/testutil"
 	"github.com/b24queue/b24queue/limiter"
 )
 
@@ -104,7 +104,7 @@ func startFleet(t *testing.T, cfg fleetConfig) *fleet {
 	if cfg.webhook != nil {
 		webhook = cfg.webhook(webhook)
 	}
-	redisOpt := asynq.RedisClientOpt{Addr: "127.0.0.1:6379", DB: 2}
+	redisOpt := asynq.RedisClientOpt{Addr: testutil.RedisAddr, DB: testRedisDB}
 	f.client = asynq.NewClient(redisOpt)
 	f.inspector = asynq.NewInspector(redisOpt)
 	t.Cleanup(func() {
@@ -113,7 +113,7 @@ func startFleet(t *testing.T, cfg fleetConfig) *fleet {
 		f.inspector.Close()
 	})
 	for i := range cfg.servers {
-		rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", DB: 2})
+		rdb := testutil.Redis(t, testRedisDB)
 		logger := bundleLogger().With("server", i)
 		lim := limiter.New(rdb, cfg.limits, limiter.WithPrefix(prefix))
 		portal, err := NewPortal(PortalConfig{Name: f.portal, WebhookURL: webhook, Limits: cfg.limits, Timeout: 2 * time.Second}, lim, nil, nil, logger)
@@ -137,7 +137,7 @@ func startFleet(t *testing.T, cfg fleetConfig) *fleet {
 			t.Fatal(err)
 		}
 		f.servers = append(f.servers, srv)
-		t.Cleanup(func() { srv.Shutdown(); rdb.Close() })
+		t.Cleanup(srv.Shutdown)
 	}
 	return f
 }
@@ -177,17 +177,14 @@ func (f *fleet) workplace(t *testing.T, title string) string {
 // or archived) and returns the queue's final info.
 func (f *fleet) drain(t *testing.T, total int, timeout time.Duration) *asynq.QueueInfo {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		q, err := f.inspector.GetQueueInfo(QueueName(f.portal))
-		if err == nil && q.Completed+q.Archived == total && q.Pending+q.Active+q.Scheduled+q.Retry == 0 {
-			return q
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("queue not drained after %v: %+v (err %v); portal stats %+v", timeout, q, err, f.sim.Stats())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	var q *asynq.QueueInfo
+	testutil.WaitFor(t, timeout, "queue drained", func() (bool, string) {
+		var err error
+		q, err = f.inspector.GetQueueInfo(QueueName(f.portal))
+		done := err == nil && q.Completed+q.Archived == total && q.Pending+q.Active+q.Scheduled+q.Retry == 0
+		return done, fmt.Sprintf("%+v (err %v); portal stats %+v", q, err, f.sim.Stats())
+	})
+	return q
 }
 
 func (f *fleet) archived(t *testing.T) []*asynq.TaskInfo {

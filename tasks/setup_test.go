@@ -2,8 +2,7 @@ package tasks
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/b24queue/b24queue/b24/b24test"
 	"github.com/b24queue/b24queue/importer"
+	"github.com/b24queue/b24queue/internal/testutil"
 	"github.com/b24queue/b24queue/limiter"
 )
 
@@ -64,7 +64,7 @@ func setup(t testing.TB, cfg ...func(*setupConfig)) *bundle {
 	}
 	rdb := bundleRedis(t)
 	b := &bundle{rdb: rdb, logger: bundleLogger()}
-	suffix := bundleHex(5)
+	suffix := testutil.RandomHex(5)
 	b.prefix = "b24qtest:" + suffix
 	b.portal = "t" + suffix
 	b.queue = QueueName(b.portal)
@@ -142,47 +142,26 @@ func (b *bundle) waitDone(t testing.TB, importID string, timeout time.Duration) 
 // passes; describe, if set, adds where the unfinished items are.
 func waitImportDone(t testing.TB, im *Imports, importID string, timeout time.Duration, describe func() string) importer.Status {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		st, err := im.Status(context.Background(), importID)
-		if err != nil {
+	var st importer.Status
+	testutil.WaitFor(t, timeout, "import "+importID+" done", func() (bool, string) {
+		var err error
+		if st, err = im.Status(context.Background(), importID); err != nil {
 			t.Fatal(err)
 		}
-		if st.Done {
-			return st
+		where := fmt.Sprintf("%+v", st.Counts)
+		if describe != nil {
+			where += "; " + describe()
 		}
-		if time.Now().After(deadline) {
-			where := ""
-			if describe != nil {
-				where = "; " + describe()
-			}
-			t.Fatalf("import %s not done after %v: %+v%s", importID, timeout, st.Counts, where)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return st.Done, where
+	})
+	return st
 }
 
 // bundleRedis returns a client on DB 2, or skips when Redis does not answer
 // and CI is unset.
 func bundleRedis(t testing.TB) *redis.Client {
 	t.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", DB: testRedisDB, PoolSize: 40})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		_ = rdb.Close()
-		if os.Getenv("CI") == "" {
-			t.Skipf("redis not available: %v", err)
-		}
-		t.Fatalf("redis not available: %v", err)
-	}
-	return rdb
-}
-
-func bundleHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
+	return testutil.Redis(t, testRedisDB, func(o *redis.Options) { o.PoolSize = 40 })
 }
 
 // bundleLogger writes warnings to stderr under -v and nothing otherwise. It

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/b24queue/b24queue/b24/b24test"
+	"github.com/b24queue/b24queue/internal/testutil"
 	"github.com/b24queue/b24queue/limiter"
 )
 
@@ -79,7 +80,12 @@ func TestFleetPausesAfterA503(t *testing.T) {
 	for i := range n {
 		f.department(t, fmt.Sprintf("Paused %03d", i), 1)
 	}
-	time.Sleep(3 * time.Second) // the fleet is pacing at the portal's rate
+	// Wait until the fleet has spent its burst and paces at the portal's
+	// rate (burst 20 plus a second's worth).
+	testutil.WaitFor(t, 10*time.Second, "the fleet pacing", func() (bool, string) {
+		n := len(f.log.snapshot())
+		return n >= 30, fmt.Sprintf("%d requests", n)
+	})
 	// Keep the bucket full until one of the fleet's own requests meets a
 	// 503 (at most 5 s), however the fleet's timing falls.
 	fleetSaw503 := func() bool {

@@ -165,3 +165,39 @@ func KeyPrefix(tb testing.TB, rdb redis.Cmdable) string {
 	tb.Cleanup(func() { DeleteKeys(rdb, prefix+":*") })
 	return prefix
 }
+
+// PollInterval is how often Poll and WaitFor ask their condition.
+const PollInterval = 20 * time.Millisecond
+
+// Poll asks cond every PollInterval (first at once) until it reports done,
+// and returns nil then; after timeout it returns an error with the state
+// cond last described. It never sleeps past the moment cond becomes true by
+// more than one interval, so tests wait for events, not for fixed times.
+func Poll(timeout time.Duration, cond func() (done bool, state string)) error {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(PollInterval)
+	defer tick.Stop()
+	for {
+		done, state := cond()
+		if done {
+			return nil
+		}
+		select {
+		case <-deadline.C:
+			if done, state = cond(); done {
+				return nil
+			}
+			return fmt.Errorf("not done after %v: %s", timeout, state)
+		case <-tick.C:
+		}
+	}
+}
+
+// WaitFor is Poll that fails tb (with what and the last state) on timeout.
+func WaitFor(tb testing.TB, timeout time.Duration, what string, cond func() (done bool, state string)) {
+	tb.Helper()
+	if err := Poll(timeout, cond); err != nil {
+		tb.Fatalf("%s: %v", what, err)
+	}
+}

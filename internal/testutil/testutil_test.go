@@ -206,3 +206,24 @@ func TestKeyPrefixDeletesOnlyItsKeys(t *testing.T) {
 		t.Errorf("keys after cleanup %q; want only %q (those outside prefix:)", keys, want)
 	}
 }
+
+func TestPollReturnsOnceDone(t *testing.T) {
+	t.Parallel()
+	n := 0
+	start := time.Now()
+	err := Poll(5*time.Second, func() (bool, string) { n++; return n == 3, fmt.Sprint(n) })
+	if err != nil || n != 3 {
+		t.Fatalf("Poll = %v after %d calls", err, n)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Poll took %v for 3 calls", d)
+	}
+}
+
+func TestPollTimesOutWithTheLastState(t *testing.T) {
+	t.Parallel()
+	err := Poll(60*time.Millisecond, func() (bool, string) { return false, "still 7 pending" })
+	if err == nil || !strings.Contains(err.Error(), "still 7 pending") {
+		t.Fatalf("Poll = %v, want a timeout naming the state", err)
+	}
+}
