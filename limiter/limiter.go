@@ -13,10 +13,12 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/time/rate"
+
+	"github.com/b24queue/b24queue/internal/keys"
 )
 
 // DefaultPrefix is the key prefix used unless [WithPrefix] is given.
-const DefaultPrefix = "b24q"
+const DefaultPrefix = keys.DefaultPrefix
 
 // DefaultMaxWait is the longest [Limiter.Wait] sleeps for a slot unless
 // [WithMaxWait] is given.
@@ -41,7 +43,7 @@ const idleTTL = 10 * time.Minute
 type Limiter struct {
 	rdb     redis.UniversalClient
 	def     Config
-	prefix  string
+	keys    keys.Space
 	clock   func() time.Time
 	maxWait time.Duration
 	callTO  time.Duration
@@ -72,9 +74,10 @@ type portalState struct {
 // Option configures a [Limiter].
 type Option func(*Limiter)
 
-// WithPrefix sets the prefix of every Redis key (default [DefaultPrefix]).
-// Processes share a budget only if they use the same prefix.
-func WithPrefix(prefix string) Option { return func(l *Limiter) { l.prefix = prefix } }
+// WithPrefix sets the prefix of every Redis key (default [DefaultPrefix];
+// "" also means the default). Processes share a budget only if they use the
+// same prefix.
+func WithPrefix(prefix string) Option { return func(l *Limiter) { l.keys = keys.New(prefix) } }
 
 // WithClock makes the limiter use now instead of the Redis server's clock for
 // the shared state; the time is then sent with every script call. It is meant
@@ -111,7 +114,7 @@ func New(rdb redis.UniversalClient, def Config, opts ...Option) *Limiter {
 	l := &Limiter{
 		rdb:     rdb,
 		def:     def.WithDefaults(),
-		prefix:  DefaultPrefix,
+		keys:    keys.New(DefaultPrefix),
 		maxWait: DefaultMaxWait,
 		portals: make(map[string]*portalState),
 		pauses:  make(map[string]*pauseState),
@@ -181,10 +184,6 @@ func checkPortal(portal string) error {
 		return fmt.Errorf("limiter: invalid portal name %q: must be non-empty without braces", portal)
 	}
 	return nil
-}
-
-func (l *Limiter) key(portal string, parts ...string) string {
-	return l.prefix + ":{" + portal + "}:" + strings.Join(parts, ":")
 }
 
 // nowArg is the script's ARGV[1]: 0 means the server's clock.
@@ -385,13 +384,13 @@ func (l *Limiter) reserve(ctx context.Context, p *portalState, portal, method st
 	maxDelay := max(allowed.Microseconds(), 0)
 	cctx, cancel := l.callCtx(ctx)
 	defer cancel()
-	keys := []string{l.key(portal, "bucket"), l.key(portal, "block", method), l.key(portal, "op", method)}
+	ks := []string{l.keys.Bucket(portal), l.keys.Block(portal, method), l.keys.Report(portal, method)}
 	var markTTL int64
 	if mark != nil {
-		keys = append(keys, mark.Key)
+		ks = append(ks, mark.Key)
 		markTTL = max(mark.TTL.Milliseconds(), 1)
 	}
-	res, err := grantScript.Run(cctx, l.rdb, keys,
+	res, err := grantScript.Run(cctx, l.rdb, ks,
 		l.nowArg(), c.Rate, c.SharedBurst(), c.MinRate, maxDelay, c.Burst, idleTTL.Milliseconds(),
 		c.operatingThreshold().Microseconds(), inflightTTL.Microseconds(), markTTL,
 	).Slice()
@@ -467,9 +466,9 @@ func (l *Limiter) Throttled(ctx context.Context, portal string) error {
 	c := p.cfg
 	cctx, cancel := l.callCtx(ctx)
 	defer cancel()
-	res, err := throttleScript.Run(cctx, l.rdb, []string{l.key(portal, "bucket")},
+	res, err := throttleScript.Run(cctx, l.rdb, []string{l.keys.Bucket(portal)},
 		l.nowArg(), c.Rate, c.SharedBurst(), c.MinRate, c.Cooldown.Microseconds(), idleTTL.Milliseconds(),
-		l.key(portal, "throttled"),
+		l.keys.Throttled(portal),
 	).Slice()
 	if err != nil {
 		return fmt.Errorf("limiter: throttle portal %q: %w", portal, err)
@@ -504,7 +503,7 @@ func (l *Limiter) Rate(ctx context.Context, portal string) (float64, error) {
 	}
 	cctx, cancel := l.callCtx(ctx)
 	defer cancel()
-	s, err := l.rdb.HGet(cctx, l.key(portal, "bucket"), "rate").Result()
+	s, err := l.rdb.HGet(cctx, l.keys.Bucket(portal), "rate").Result()
 	if errors.Is(err, redis.Nil) {
 		return p.cfg.Rate, nil
 	}
