@@ -67,20 +67,20 @@ func (l *Limiter) reserve(ctx context.Context, p *portalState, portal, method st
 	if err != nil {
 		return grant{}, fmt.Errorf("limiter: reserve slot for portal %q: %w", portal, err)
 	}
-	if ans.code != 1 {
+	if ans.code != grantBlocked {
 		l.setTracked(portal, method, ans.tracked)
 	}
 	val := time.Duration(ans.val) * time.Microsecond
 	switch ans.code {
-	case 0:
+	case grantGranted:
 		l.metrics.EffectiveRate(portal, ans.rate)
 		return grant{delay: val, slot: ans.slot, marked: ans.marked}, nil
-	case 1:
+	case grantBlocked:
 		l.metrics.Blocked(portal, method)
 		return grant{}, &BlockedError{Portal: portal, Method: method, Until: time.UnixMicro(ans.val)}
-	case 3:
+	case grantInflight:
 		return grant{}, &inflightError{wait: val}
-	default:
+	default: // grantDelayed
 		return grant{}, &DelayError{Portal: portal, Delay: val}
 	}
 }
