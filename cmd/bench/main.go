@@ -38,6 +38,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/b24queue/b24queue/b24/b24test"
+	"github.com/b24queue/b24queue/internal/keys"
 	"github.com/b24queue/b24queue/tasks"
 )
 
@@ -196,7 +197,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 // cleanup removes the run's queue and the workers' limiter and attempt keys
-// (prefix b24q, the worker's default, under the run's own portal name).
+// (keys.DefaultPrefix, the worker's default, under the run's own portal name).
 func cleanup(opt asynq.RedisConnOpt, in *asynq.Inspector, queue, portal string) {
 	_ = in.DeleteQueue(queue, true)
 	rdb, ok := opt.MakeRedisClient().(redis.UniversalClient)
@@ -206,7 +207,7 @@ func cleanup(opt asynq.RedisConnOpt, in *asynq.Inspector, queue, portal string) 
 	defer rdb.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for _, pattern := range []string{"b24q:{" + portal + "}:*", "asynq:{" + queue + "}:*"} {
+	for _, pattern := range []string{keys.New(keys.DefaultPrefix).PortalPattern(portal), "asynq:{" + queue + "}:*"} {
 		iter := rdb.Scan(ctx, 0, pattern, 1000).Iterator()
 		for iter.Next(ctx) {
 			rdb.Unlink(ctx, iter.Val())
