@@ -254,7 +254,7 @@ type Mark struct {
 // granted and then given up to another process's 503 leaves the key set:
 // the request is still coming.
 func (l *Limiter) WaitMarked(ctx context.Context, portal, method string, mark Mark) (alreadySet bool, err error) {
-	if !strings.Contains(mark.Key, "{"+portal+"}") || mark.TTL <= 0 {
+	if !strings.Contains(mark.Key, keys.Tag(portal)) || mark.TTL <= 0 {
 		return false, fmt.Errorf("limiter: mark %q: want a key with the {%s} hash tag and a positive TTL", mark.Key, portal)
 	}
 	return l.wait(ctx, portal, method, &mark)
