@@ -55,10 +55,13 @@
 //
 // # Keys
 //
-// Keys are PREFIX:{PORTAL}:bucket, PREFIX:{PORTAL}:block:METHOD and
-// PREFIX:{PORTAL}:op:METHOD, and the pub/sub channel
-// PREFIX:{PORTAL}:throttled holds nothing. The braces make every key of a portal hash to
-// one Redis Cluster slot; every key has a TTL.
+// The limiter's keys are named in internal/keys, the one file with the
+// layout of every b24queue key (PREFIX is [DefaultPrefix] unless
+// [WithPrefix] says otherwise): a portal's bucket, the block and the
+// operating report of each method, and the pub/sub channel of its 503
+// cooldowns (which holds nothing). The {PORTAL} hash tag makes every key of
+// a portal hash to one Redis Cluster slot; every key has a TTL. What each
+// script takes as KEYS and ARGV is documented with the script.
 //
 // The package knows nothing of Bitrix24 JSON or of the task queue: it takes
 // portal names, method names, rates and times.

@@ -13,10 +13,12 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/time/rate"
+
+	"github.com/b24queue/b24queue/internal/keys"
 )
 
 // DefaultPrefix is the key prefix used unless [WithPrefix] is given.
-const DefaultPrefix = "b24q"
+const DefaultPrefix = keys.DefaultPrefix
 
 // DefaultMaxWait is the longest [Limiter.Wait] sleeps for a slot unless
 // [WithMaxWait] is given.
@@ -41,7 +43,7 @@ const idleTTL = 10 * time.Minute
 type Limiter struct {
 	rdb     redis.UniversalClient
 	def     Config
-	prefix  string
+	keys    keys.Space
 	clock   func() time.Time
 	maxWait time.Duration
 	callTO  time.Duration
@@ -72,9 +74,10 @@ type portalState struct {
 // Option configures a [Limiter].
 type Option func(*Limiter)
 
-// WithPrefix sets the prefix of every Redis key (default [DefaultPrefix]).
-// Processes share a budget only if they use the same prefix.
-func WithPrefix(prefix string) Option { return func(l *Limiter) { l.prefix = prefix } }
+// WithPrefix sets the prefix of every Redis key (default [DefaultPrefix];
+// "" also means the default). Processes share a budget only if they use the
+// same prefix.
+func WithPrefix(prefix string) Option { return func(l *Limiter) { l.keys = keys.New(prefix) } }
 
 // WithClock makes the limiter use now instead of the Redis server's clock for
 // the shared state; the time is then sent with every script call. It is meant
@@ -111,7 +114,7 @@ func New(rdb redis.UniversalClient, def Config, opts ...Option) *Limiter {
 	l := &Limiter{
 		rdb:     rdb,
 		def:     def.WithDefaults(),
-		prefix:  DefaultPrefix,
+		keys:    keys.New(DefaultPrefix),
 		maxWait: DefaultMaxWait,
 		portals: make(map[string]*portalState),
 		pauses:  make(map[string]*pauseState),
@@ -183,10 +186,6 @@ func checkPortal(portal string) error {
 	return nil
 }
 
-func (l *Limiter) key(portal string, parts ...string) string {
-	return l.prefix + ":{" + portal + "}:" + strings.Join(parts, ":")
-}
-
 // nowArg is the script's ARGV[1]: 0 means the server's clock.
 func (l *Limiter) nowArg() int64 {
 	if l.clock == nil {
@@ -255,7 +254,7 @@ type Mark struct {
 // granted and then given up to another process's 503 leaves the key set:
 // the request is still coming.
 func (l *Limiter) WaitMarked(ctx context.Context, portal, method string, mark Mark) (alreadySet bool, err error) {
-	if !strings.Contains(mark.Key, "{"+portal+"}") || mark.TTL <= 0 {
+	if !strings.Contains(mark.Key, keys.Tag(portal)) || mark.TTL <= 0 {
 		return false, fmt.Errorf("limiter: mark %q: want a key with the {%s} hash tag and a positive TTL", mark.Key, portal)
 	}
 	return l.wait(ctx, portal, method, &mark)
@@ -345,109 +344,6 @@ func (l *Limiter) Reserve(ctx context.Context, portal, method string) (time.Dura
 	return g.delay, err
 }
 
-// grant is a reserved slot.
-type grant struct {
-	delay  time.Duration // from the script's now to the slot
-	slot   int64         // the slot, µs, by the scripts' clock
-	marked bool          // the mark was already set (WaitMarked)
-}
-
-// inflightError is reserve's answer when the calls of the method already in
-// flight may use up its operating budget: ask again after wait, when some
-// have been answered and reported.
-type inflightError struct{ wait time.Duration }
-
-func (e *inflightError) Error() string {
-	return fmt.Sprintf("calls in flight may use up the operating budget; ask again in %s", e.wait)
-}
-
-// reserveAfterInflight reserves like reserve, sleeping and asking again while
-// the method's calls in flight hold it back, up to limit (then a
-// *DelayError).
-func (l *Limiter) reserveAfterInflight(ctx context.Context, p *portalState, portal, method string, limit time.Time, mark *Mark) (grant, error) {
-	for {
-		g, err := l.reserve(ctx, p, portal, method, time.Until(limit), mark)
-		var fl *inflightError
-		if !errors.As(err, &fl) {
-			return g, err
-		}
-		if time.Now().Add(fl.wait).After(limit) {
-			return grant{}, &DelayError{Portal: portal, Delay: fl.wait}
-		}
-		if err := sleep(ctx, fl.wait); err != nil {
-			return grant{}, fmt.Errorf("limiter: wait for portal %q: %w", portal, err)
-		}
-	}
-}
-
-func (l *Limiter) reserve(ctx context.Context, p *portalState, portal, method string, allowed time.Duration, mark *Mark) (grant, error) {
-	c := p.cfg
-	maxDelay := max(allowed.Microseconds(), 0)
-	cctx, cancel := l.callCtx(ctx)
-	defer cancel()
-	keys := []string{l.key(portal, "bucket"), l.key(portal, "block", method), l.key(portal, "op", method)}
-	var markTTL int64
-	if mark != nil {
-		keys = append(keys, mark.Key)
-		markTTL = max(mark.TTL.Milliseconds(), 1)
-	}
-	res, err := grantScript.Run(cctx, l.rdb, keys,
-		l.nowArg(), c.Rate, c.SharedBurst(), c.MinRate, maxDelay, c.Burst, idleTTL.Milliseconds(),
-		c.operatingThreshold().Microseconds(), inflightTTL.Microseconds(), markTTL,
-	).Slice()
-	if err != nil {
-		return grant{}, fmt.Errorf("limiter: reserve slot for portal %q: %w", portal, err)
-	}
-	ans, err := parseGrant(res)
-	if err != nil {
-		return grant{}, fmt.Errorf("limiter: reserve slot for portal %q: %w", portal, err)
-	}
-	if ans.code != 1 {
-		l.setTracked(portal, method, ans.tracked)
-	}
-	val := time.Duration(ans.val) * time.Microsecond
-	switch ans.code {
-	case 0:
-		l.metrics.EffectiveRate(portal, ans.rate)
-		return grant{delay: val, slot: ans.slot, marked: ans.marked}, nil
-	case 1:
-		l.metrics.Blocked(portal, method)
-		return grant{}, &BlockedError{Portal: portal, Method: method, Until: time.UnixMicro(ans.val)}
-	case 3:
-		return grant{}, &inflightError{wait: val}
-	default:
-		return grant{}, &DelayError{Portal: portal, Delay: val}
-	}
-}
-
-// grantAnswer is grantScript's answer.
-type grantAnswer struct {
-	code, val, slot int64
-	rate            float64
-	tracked, marked bool
-}
-
-func parseGrant(res []any) (grantAnswer, error) {
-	bad := func() error { return fmt.Errorf("unexpected script answer %v", res) }
-	if len(res) != 6 {
-		return grantAnswer{}, bad()
-	}
-	code, ok1 := res[0].(int64)
-	val, ok2 := res[1].(int64)
-	s, ok3 := res[2].(string)
-	slot, ok4 := res[3].(int64)
-	tracked, ok5 := res[4].(int64)
-	marked, ok6 := res[5].(int64)
-	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || !ok6 {
-		return grantAnswer{}, bad()
-	}
-	r, err := strconv.ParseFloat(s, 64)
-	if err != nil {
-		return grantAnswer{}, fmt.Errorf("unexpected rate in script answer: %w", err)
-	}
-	return grantAnswer{code: code, val: val, slot: slot, rate: r, tracked: tracked == 1, marked: marked == 1}, nil
-}
-
 // Throttled tells every process that the portal answered 503
 // (QUERY_LIMIT_EXCEEDED). It sets a portal-wide cooldown: the shared bucket is
 // considered full at now + Cooldown, so no process is granted a slot before
@@ -467,9 +363,9 @@ func (l *Limiter) Throttled(ctx context.Context, portal string) error {
 	c := p.cfg
 	cctx, cancel := l.callCtx(ctx)
 	defer cancel()
-	res, err := throttleScript.Run(cctx, l.rdb, []string{l.key(portal, "bucket")},
+	res, err := throttleScript.Run(cctx, l.rdb, []string{l.keys.Bucket(portal)},
 		l.nowArg(), c.Rate, c.SharedBurst(), c.MinRate, c.Cooldown.Microseconds(), idleTTL.Milliseconds(),
-		l.key(portal, "throttled"),
+		l.keys.Throttled(portal),
 	).Slice()
 	if err != nil {
 		return fmt.Errorf("limiter: throttle portal %q: %w", portal, err)
@@ -504,7 +400,7 @@ func (l *Limiter) Rate(ctx context.Context, portal string) (float64, error) {
 	}
 	cctx, cancel := l.callCtx(ctx)
 	defer cancel()
-	s, err := l.rdb.HGet(cctx, l.key(portal, "bucket"), "rate").Result()
+	s, err := l.rdb.HGet(cctx, l.keys.Bucket(portal), "rate").Result()
 	if errors.Is(err, redis.Nil) {
 		return p.cfg.Rate, nil
 	}

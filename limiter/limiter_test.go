@@ -459,7 +459,7 @@ func TestOperatingBlocks(t *testing.T) {
 	}
 
 	// The key expires with the block.
-	pttl, err := b.rdb.PTTL(ctx, b.lim.key(portal, "block", method)).Result()
+	pttl, err := b.rdb.PTTL(ctx, b.lim.keys.Block(portal, method)).Result()
 	if err != nil || pttl <= 9*time.Minute || pttl > 10*time.Minute {
 		t.Fatalf("block key PTTL = %v, %v; want about 10m", pttl, err)
 	}

@@ -101,7 +101,7 @@ func (l *Limiter) Done(ctx context.Context, portal, method string) error {
 	}
 	cctx, cancel := l.callCtx(ctx)
 	defer cancel()
-	if err := doneScript.Run(cctx, l.rdb, []string{l.key(portal, "op", method)}).Err(); err != nil && !errors.Is(err, redis.Nil) {
+	if err := doneScript.Run(cctx, l.rdb, []string{l.keys.Report(portal, method)}).Err(); err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("limiter: end of a %s call on portal %q: %w", method, portal, err)
 	}
 	return nil
@@ -139,7 +139,7 @@ func (l *Limiter) block(ctx context.Context, portal, method string, until, opera
 	cctx, cancel := l.callCtx(ctx)
 	defer cancel()
 	v, err := blockScript.Run(cctx, l.rdb,
-		[]string{l.key(portal, "block", method), l.key(portal, "op", method)},
+		[]string{l.keys.Block(portal, method), l.keys.Report(portal, method)},
 		l.nowArg(), until, operating, resetAt, threshold, fallback.Microseconds(), reportTTL.Milliseconds(), processing,
 	).Int64()
 	if err != nil {
@@ -159,7 +159,7 @@ func (l *Limiter) Blocked(ctx context.Context, portal, method string) (until tim
 	}
 	cctx, cancel := l.callCtx(ctx)
 	defer cancel()
-	v, err := blockedScript.Run(cctx, l.rdb, []string{l.key(portal, "block", method)}, l.nowArg()).Int64()
+	v, err := blockedScript.Run(cctx, l.rdb, []string{l.keys.Block(portal, method)}, l.nowArg()).Int64()
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("limiter: read block of %s on portal %q: %w", method, portal, err)
 	}

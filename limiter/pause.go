@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -18,12 +17,13 @@ import (
 // Throttled pushes the shared bucket past the cooldown, but a goroutine that
 // reserved its slot before the 503 is asleep in Wait with a timer for that
 // slot, and the bucket cannot call it back. So the throttle script also
-// PUBLISHes the cooldown's end on PREFIX:{PORTAL}:throttled; every Limiter
-// keeps one pattern subscription to those channels and broadcasts each end to
-// its sleeping waiters through a pauseState. A waiter whose slot is before
-// the end gives it up and reserves again (a second round trip, only on this
-// rare path); the new slot is after the cooldown. The normal path costs
-// nothing: the subscription is a separate, idle connection.
+// PUBLISHes the cooldown's end on PREFIX:{PORTAL}:throttled (keys.Throttled);
+// every Limiter keeps one pattern subscription to those channels and
+// broadcasts each end to its sleeping waiters through a pauseState. A waiter
+// whose slot is before the end gives it up and reserves again (a second
+// round trip, only on this rare path); the new slot is after the cooldown.
+// The normal path costs nothing: the subscription is a separate, idle
+// connection.
 
 // Timing of the subscription loop.
 const (
@@ -110,25 +110,10 @@ func (l *Limiter) subscribe() {
 	go l.listen(ctx, s)
 }
 
-// pausePattern matches every portal's pause channel under the prefix.
-func (l *Limiter) pausePattern() string {
-	var b strings.Builder
-	for _, r := range l.prefix {
-		if strings.ContainsRune(`*?[]\`, r) {
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
-	}
-	return b.String() + ":{*}:throttled"
-}
-
-// portalOfChannel is the inverse of l.key(portal, "throttled").
+// portalOfChannel is the inverse of l.keys.Throttled, for valid portal
+// names only.
 func (l *Limiter) portalOfChannel(channel string) (string, bool) {
-	rest, ok := strings.CutPrefix(channel, l.prefix+":{")
-	if !ok {
-		return "", false
-	}
-	portal, ok := strings.CutSuffix(rest, "}:throttled")
+	portal, ok := l.keys.PortalOfThrottled(channel)
 	if !ok || checkPortal(portal) != nil {
 		return "", false
 	}
@@ -142,7 +127,7 @@ func (l *Limiter) portalOfChannel(channel string) (string, bool) {
 // go at their slots, as they would without this mechanism.
 func (l *Limiter) listen(ctx context.Context, s *subscription) {
 	defer close(s.done)
-	pattern := l.pausePattern()
+	pattern := l.keys.ThrottledPattern()
 	var (
 		down    bool
 		backoff = subRetryMin

@@ -225,15 +225,15 @@ func TestPauseSubscriptionRecovers(t *testing.T) {
 func TestPauseChannelNames(t *testing.T) {
 	t.Parallel()
 	lim := New(nil, Config{}, WithPrefix(`a*b?[c]\d`))
-	if got, want := lim.pausePattern(), `a\*b\?\[c\]\\d:{*}:throttled`; got != want {
-		t.Errorf("pausePattern = %q, want %q", got, want)
+	if got, want := lim.keys.ThrottledPattern(), `a\*b\?\[c\]\\d:{*}:throttled`; got != want {
+		t.Errorf("ThrottledPattern = %q, want %q", got, want)
 	}
 	tests := []struct {
 		channel string
 		portal  string // "": not ours
 	}{
-		{lim.key("p1", "throttled"), "p1"},
-		{lim.key("x.bitrix24.ru", "throttled"), "x.bitrix24.ru"},
+		{lim.keys.Throttled("p1"), "p1"},
+		{lim.keys.Throttled("x.bitrix24.ru"), "x.bitrix24.ru"},
 		{`a*b?[c]\d:{p1}:bucket`, ""},
 		{`other:{p1}:throttled`, ""},
 		{`a*b?[c]\d:{p{1}:throttled`, ""},

@@ -1,6 +1,11 @@
 package limiter
 
-import "github.com/redis/go-redis/v9"
+import (
+	"strconv"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
 
 // All scripts take the current time in microseconds as ARGV[1]; 0 means "use
 // the Redis server's clock" (TIME), so that the clocks of worker hosts do not
@@ -8,6 +13,12 @@ import "github.com/redis/go-redis/v9"
 // %.0f (Lua's tostring would round them to 14 significant digits). TTLs are
 // set relative to the script's now (PEXPIRE, not PEXPIREAT) so that an injected
 // clock far from the server's clock still yields sane expiries.
+//
+// Each script's doc comment lists its KEYS and ARGV and its answer, in the
+// style of asynq's scripts; the keys are named in internal/keys. Codes a
+// script answers with are Go constants defined in the Lua source as locals
+// (luaConsts), so that the Go that reads them and the Lua that returns them
+// use the same names.
 //
 // The bucket hash (KEYS[1] of grant and throttle) holds the GCRA state:
 //
@@ -46,21 +57,78 @@ local function fmt(x) return string.format('%.0f', x) end
 // It exists only while the method is close enough to its budget for the
 // workers to report every answer (see [Limiter.Tracked]).
 
-// grantScript: KEYS[1] bucket, KEYS[2] block key, KEYS[3] report key of the
-// method, optional KEYS[4] a marker to set with the grant (see
-// [Limiter.WaitMarked]). ARGV: now, rate, burst, minRate, maxDelay µs (<0: no
-// limit), increase step (grants), idle TTL ms, operating threshold µs,
-// in-flight TTL µs, marker TTL ms.
-// Returns {code, value, rate, slot, tracked, marked}: {0, delay µs, rate, slot µs}
-// granted, where slot = now + delay is the absolute time of the slot
-// (compared with a cooldown's end by waiters); {1, until µs, rate, 0}
-// blocked; {2, delay µs, rate, 0} not reserved because delay > maxDelay;
-// {3, wait µs, rate, 0} not reserved because the calls in flight may use up
-// the method's budget (or the window moved since the last report and one of
-// them is measuring it): ask again after wait. tracked is 1 when the method
-// has a report hash; marked is 1 when a grant found the marker already set
-// (it is set, with its TTL, only when the slot is granted).
-var grantScript = redis.NewScript(luaPrelude + `
+// Codes of grantScript's answer (its first value). The script's Lua names
+// them too (GRANTED, BLOCKED, DELAYED, INFLIGHT: see grantCodes), from these
+// constants, so that the two cannot drift.
+const (
+	grantGranted  = 0 // a slot is reserved
+	grantBlocked  = 1 // the method is blocked
+	grantDelayed  = 2 // not reserved: the slot is further than allowed
+	grantInflight = 3 // not reserved: the calls in flight may use up the budget
+)
+
+// grantCodes defines grantScript's answer codes as Lua locals.
+var grantCodes = luaConsts(
+	luaConst{"GRANTED", grantGranted},
+	luaConst{"BLOCKED", grantBlocked},
+	luaConst{"DELAYED", grantDelayed},
+	luaConst{"INFLIGHT", grantInflight},
+)
+
+// luaConst is a Go constant a script shares with its caller.
+type luaConst struct {
+	name  string
+	value int
+}
+
+// luaConsts returns Lua that defines each constant as a local of the
+// script: "local NAME = value", one a line.
+func luaConsts(cs ...luaConst) string {
+	var b strings.Builder
+	for _, c := range cs {
+		b.WriteString("local " + c.name + " = " + strconv.Itoa(c.value) + "\n")
+	}
+	return b.String()
+}
+
+// grantScript reserves one slot of a method in a portal's shared bucket,
+// unless the method is blocked, the slot is further than the caller may
+// wait, or the method's calls in flight may use up its operating budget.
+//
+// Input:
+// KEYS[1] -> PREFIX:{PORTAL}:bucket (keys.Bucket)
+// KEYS[2] -> PREFIX:{PORTAL}:block:METHOD (keys.Block)
+// KEYS[3] -> PREFIX:{PORTAL}:op:METHOD (keys.Report)
+// KEYS[4] -> optional: a marker to set with the grant, a key with the
+// {PORTAL} tag such as PREFIX:{PORTAL}:attempt:TASK_ID (see [Limiter.WaitMarked])
+// --
+// ARGV[1] -> now, µs (0: the Redis server's clock)
+// ARGV[2] -> configured rate, requests/s
+// ARGV[3] -> shared burst
+// ARGV[4] -> minimum rate, requests/s
+// ARGV[5] -> longest delay the caller accepts, µs (<0: no limit)
+// ARGV[6] -> increase step: grants without a 503 before the rate climbs
+// ARGV[7] -> idle TTL of the bucket, ms
+// ARGV[8] -> operating threshold, µs
+// ARGV[9] -> in-flight TTL, µs
+// ARGV[10] -> TTL of the marker, ms (with KEYS[4] only)
+//
+// Output: {code, value, rate, slot, tracked, marked}, rate as a string:
+// {GRANTED, delay µs, rate, slot µs, tracked, marked}: granted; slot = now +
+// delay is the absolute time of the slot (compared with a cooldown's end by
+// waiters)
+// {BLOCKED, until µs, rate, 0, 0, 0}: the method is blocked until until
+// {DELAYED, delay µs, rate, 0, tracked, 0}: not reserved, delay > ARGV[5]
+// {INFLIGHT, wait µs, rate, 0, 1, 0}: not reserved, the calls in flight may
+// use up the method's budget (or the window moved since the last report and
+// one of them is measuring it): ask again after wait
+// tracked is 1 when the method has a report hash; marked is 1 when a grant
+// found the marker already set (it is set, with its TTL, only when the slot
+// is granted).
+var grantScript = redis.NewScript(grantLua)
+
+// grantLua is grantScript's source.
+var grantLua = luaPrelude + grantCodes + `
 local cfg = tonumber(ARGV[2])
 local burst = tonumber(ARGV[3])
 local minr = tonumber(ARGV[4])
@@ -73,7 +141,7 @@ local flttl = tonumber(ARGV[9])
 local blocked = redis.call('GET', KEYS[2])
 if blocked then
   local untl = tonumber(blocked)
-  if untl > now then return {1, untl, tostring(cfg), 0, 0, 0} end
+  if untl > now then return {BLOCKED, untl, tostring(cfg), 0, 0, 0} end
 end
 
 local tracked = 0
@@ -91,7 +159,7 @@ if cost > 0 then
       local w = cost
       if w < 50000 then w = 50000 end
       if w > 1000000 then w = 1000000 end
-      return {3, math.ceil(w), tostring(cfg), 0, 1, 0}
+      return {INFLIGHT, math.ceil(w), tostring(cfg), 0, 1, 0}
     end
   end
 end
@@ -109,7 +177,7 @@ local slot = tat + T - burst * T
 local delay = slot - now
 if delay < 0 then delay = 0 end
 if maxd >= 0 and delay > maxd then
-  return {2, math.ceil(delay), tostring(r), 0, tracked, 0}
+  return {DELAYED, math.ceil(delay), tostring(r), 0, tracked, 0}
 end
 tat = tat + T
 if tracked == 1 then
@@ -134,17 +202,29 @@ local marked = 0
 if KEYS[4] then
   if redis.call('SET', KEYS[4], fmt(math.floor(now / 1000000)), 'PX', tonumber(ARGV[10]), 'GET') then marked = 1 end
 end
-return {0, math.ceil(delay), tostring(r), now + math.ceil(delay), tracked, marked}
-`)
+return {GRANTED, math.ceil(delay), tostring(r), now + math.ceil(delay), tracked, marked}
+`
 
-// throttleScript: KEYS[1] bucket. ARGV: now, rate, burst, minRate, cooldown
-// µs, idle TTL ms, pause channel. Pushes tat so that the bucket is full at
+// throttleScript records a 503: it pushes tat so that the bucket is full at
 // now+cooldown and multiplies the rate by 0.8 (floor minRate) unless it was
 // already decreased within the last cooldown. It PUBLISHes the cooldown's end
 // (µs, decimal) on the pause channel in the same atomic step, so that waiters
 // in every process learn of it without a round trip of their own. (The
 // channel is an argument, not a key: PUBLISH reaches every node of a Cluster.)
-// Returns {rate, decreased (0/1), cooldown end µs}.
+//
+// Input:
+// KEYS[1] -> PREFIX:{PORTAL}:bucket (keys.Bucket)
+// --
+// ARGV[1] -> now, µs (0: the Redis server's clock)
+// ARGV[2] -> configured rate, requests/s
+// ARGV[3] -> shared burst
+// ARGV[4] -> minimum rate, requests/s
+// ARGV[5] -> cooldown, µs
+// ARGV[6] -> idle TTL of the bucket, ms
+// ARGV[7] -> pause channel, PREFIX:{PORTAL}:throttled (keys.Throttled)
+//
+// Output: {rate, decreased, cooldown end µs}: the new rate as a string;
+// decreased is 1 if this call decreased it, else 0.
 var throttleScript = redis.NewScript(luaPrelude + `
 local cfg = tonumber(ARGV[2])
 local burst = tonumber(ARGV[3])
@@ -178,17 +258,28 @@ redis.call('PUBLISH', chan, fmt(cend))
 return {tostring(nr), decreased, math.ceil(cend)}
 `)
 
-// blockScript: KEYS[1] block key, KEYS[2] report key. ARGV: now, until µs
-// (0: unknown — the stored report's reset time if ahead, else now+fallback),
-// operating µs (<0: no report), resetAt µs,
-// threshold µs, fallback block µs, report TTL ms, processing µs (the
-// reported call's billed time; 0: unknown).
-// With a report it is stored in KEYS[2] (one call fewer in flight, the
-// cost estimate updated); the method is blocked when
-// operating >= threshold, until resetAt if that is in the future, else for the
-// fallback duration. Without a report until (or now+fallback if until <= now)
-// is applied. A block is only ever extended. Returns the block's until µs
-// after the call (0: not blocked).
+// blockScript records an operating report or a 429. With a report
+// (ARGV[3] >= 0) it is stored in KEYS[2] (one call fewer in flight, the cost
+// estimate updated); the method is blocked when operating >= threshold, until
+// resetAt if that is in the future, else for the fallback duration. Without
+// a report until (or now+fallback if until <= now) is applied. A block is
+// only ever extended.
+//
+// Input:
+// KEYS[1] -> PREFIX:{PORTAL}:block:METHOD (keys.Block)
+// KEYS[2] -> PREFIX:{PORTAL}:op:METHOD (keys.Report)
+// --
+// ARGV[1] -> now, µs (0: the Redis server's clock)
+// ARGV[2] -> until, µs (0: unknown — the stored report's reset time if
+// ahead, else now+fallback)
+// ARGV[3] -> reported operating time, µs (<0: no report)
+// ARGV[4] -> reported reset time, µs (0: unknown)
+// ARGV[5] -> operating threshold, µs
+// ARGV[6] -> fallback block, µs
+// ARGV[7] -> report TTL, ms
+// ARGV[8] -> processing, µs: the reported call's billed time (0: unknown)
+//
+// Output: the block's end in µs after the call (0: not blocked).
 var blockScript = redis.NewScript(luaPrelude + `
 local untl = tonumber(ARGV[2])
 local op = tonumber(ARGV[3])
@@ -242,15 +333,27 @@ end
 return cur
 `)
 
-// doneScript: KEYS[1] report key. One call fewer in flight (a call that
-// ended without a report). Returns nothing.
+// doneScript counts one call fewer in flight (a call that ended without a
+// report).
+//
+// Input:
+// KEYS[1] -> PREFIX:{PORTAL}:op:METHOD (keys.Report)
+//
+// Output: 0.
 var doneScript = redis.NewScript(`
 local fl = tonumber(redis.call('HGET', KEYS[1], 'fl') or '')
 if fl and fl > 0 then redis.call('HSET', KEYS[1], 'fl', fl - 1) end
 return 0
 `)
 
-// blockedScript: KEYS[1] block key. ARGV: now. Returns until µs or 0.
+// blockedScript reads a method's block.
+//
+// Input:
+// KEYS[1] -> PREFIX:{PORTAL}:block:METHOD (keys.Block)
+// --
+// ARGV[1] -> now, µs (0: the Redis server's clock)
+//
+// Output: the block's end in µs, 0 if the method is not blocked.
 var blockedScript = redis.NewScript(luaPrelude + `
 local cur = tonumber(redis.call('GET', KEYS[1]) or '') or 0
 if cur > now then return cur end

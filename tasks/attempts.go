@@ -8,6 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/b24queue/b24queue/internal/keys"
 	"github.com/b24queue/b24queue/limiter"
 )
 
@@ -19,9 +20,9 @@ import (
 // worker was killed, shut down, or lost the response), so the caller must
 // look the object up before creating. Attempts is safe for concurrent use.
 type Attempts struct {
-	rdb    redis.UniversalClient
-	prefix string
-	ttl    time.Duration
+	rdb  redis.UniversalClient
+	keys keys.Space // also names the batch claims (claimKey)
+	ttl  time.Duration
 	// replicas > 0 makes Begin wait (WAIT) until that many replicas hold
 	// the marker, at most replicaWait: with Sentinel, a failover right after
 	// the call then cannot lose the marker.
@@ -47,21 +48,17 @@ func WithReplicaAck(replicas int, timeout time.Duration) AttemptsOption {
 	return func(a *Attempts) { a.replicas, a.replicaWait = replicas, timeout }
 }
 
-// NewAttempts returns markers stored under prefix (e.g. "b24q").
+// NewAttempts returns markers stored under prefix (empty means
+// keys.DefaultPrefix), at PREFIX:{PORTAL}:attempt:TASK_ID.
 func NewAttempts(rdb redis.UniversalClient, prefix string, opts ...AttemptsOption) *Attempts {
-	if prefix == "" {
-		prefix = "b24q"
-	}
-	a := &Attempts{rdb: rdb, prefix: prefix, ttl: DefaultAttemptTTL}
+	a := &Attempts{rdb: rdb, keys: keys.New(prefix), ttl: DefaultAttemptTTL}
 	for _, o := range opts {
 		o(a)
 	}
 	return a
 }
 
-func (a *Attempts) key(portal, taskID string) string {
-	return fmt.Sprintf("%s:{%s}:attempt:%s", a.prefix, portal, taskID)
-}
+func (a *Attempts) key(portal, taskID string) string { return a.keys.Attempt(portal, taskID) }
 
 // Begin marks the start of an attempt and reports whether an earlier attempt
 // left its marker behind (one Redis round trip). Without a task ID (a task

@@ -22,6 +22,7 @@ package tasks
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -30,24 +31,58 @@ import (
 // claimTTL bounds how long a claim outlives its owner's last run.
 const claimTTL = 15 * time.Minute
 
-// claimScript claims every key it can for ARGV[1] and answers 1 or 0 per
-// key. ARGV: owner, ttl ms.
-var claimScript = redis.NewScript(`
+// Answers of claimScript, one per key. The script's Lua names them too
+// (CLAIMED, TAKEN: see claimCodes), from these constants, so that the two
+// cannot drift.
+const (
+	claimTaken   = 0 // another batch holds the item
+	claimClaimed = 1 // the item is this batch's now
+)
+
+// claimCodes defines claimScript's answers as Lua locals.
+var claimCodes = "local CLAIMED = " + strconv.Itoa(claimClaimed) + "\n" +
+	"local TAKEN = " + strconv.Itoa(claimTaken) + "\n"
+
+// claimScript claims, for a batch task, every item no other batch holds:
+// free, already its own, or handed on ("q:" + another batch's ID).
+//
+// Input:
+// KEYS[1..n] -> PREFIX:{PORTAL}:claim:ITEM_TASK_ID (keys.Claim), one per item
+// --
+// ARGV[1] -> owner: the batch task's ID
+// ARGV[2] -> claim TTL, ms
+//
+// Output: a list with, per key in KEYS order, CLAIMED if the item is the
+// owner's now (its claim set, with the TTL) or TAKEN if another batch holds
+// it.
+var claimScript = redis.NewScript(claimLua)
+
+// claimLua is claimScript's source.
+var claimLua = claimCodes + `
 local out = {}
 for i, k in ipairs(KEYS) do
   local v = redis.call('GET', k)
   if (not v) or v == ARGV[1] or (string.sub(v, 1, 2) == 'q:' and v ~= 'q:' .. ARGV[1]) then
     redis.call('SET', k, ARGV[1], 'PX', ARGV[2])
-    out[i] = 1
+    out[i] = CLAIMED
   else
-    out[i] = 0
+    out[i] = TAKEN
   end
 end
 return out
-`)
+`
 
-// releaseScript sets (ARGV[2] not empty) or deletes each key still held by
-// ARGV[1]. ARGV: owner, new value or "", ttl ms.
+// releaseScript deletes the claims the owner still holds, or hands them on
+// (sets them to a new value). Claims held by anyone else are left alone.
+//
+// Input:
+// KEYS[1..n] -> PREFIX:{PORTAL}:claim:ITEM_TASK_ID (keys.Claim), one per item
+// --
+// ARGV[1] -> owner: the batch task's ID
+// ARGV[2] -> new value ("q:" + owner: handed on), or "": delete
+// ARGV[3] -> claim TTL, ms (with a new value only)
+//
+// Output: 0.
 var releaseScript = redis.NewScript(`
 for _, k in ipairs(KEYS) do
   if redis.call('GET', k) == ARGV[1] then
@@ -58,7 +93,7 @@ return 0
 `)
 
 func (h *Handler) claimKey(portal, itemTaskID string) string {
-	return fmt.Sprintf("%s:{%s}:claim:%s", h.attempts.prefix, portal, itemTaskID)
+	return h.attempts.keys.Claim(portal, itemTaskID)
 }
 
 // claim keeps the items this batch may send and counts the others as
@@ -85,7 +120,7 @@ func (r *batchRun) claim(ctx context.Context, owner string, todo []*batchItem) (
 	i := 0
 	for _, it := range todo {
 		if it.TaskID != "" {
-			ok := got[i] == 1
+			ok := got[i] == claimClaimed
 			i++
 			if !ok {
 				r.res.Skipped++

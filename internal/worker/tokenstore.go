@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/b24queue/b24queue/b24"
+	"github.com/b24queue/b24queue/internal/keys"
 )
 
 // TokenTTL is how long a stored OAuth token pair outlives its last refresh.
@@ -19,28 +20,23 @@ const TokenTTL = 180 * 24 * time.Hour
 // TokenStore is the Redis b24.TokenStore shared by every worker process: a
 // refresh token is single-use, so whoever refreshes publishes the new pair
 // here and the others (and a restarted worker) load it. Each pair lives
-// under PREFIX:{KEY}:oauth (KEY is the portal name the worker passes as
-// OAuthConfig.StoreKey; the braces keep it in the portal's cluster hash slot)
-// as JSON, with a TTL of TokenTTL. It is safe for concurrent use. The values
+// under PREFIX:{KEY}:oauth (keys.Space.OAuth; KEY is the portal name the
+// worker passes as OAuthConfig.StoreKey; the braces keep it in the portal's
+// cluster hash slot) as JSON, with a TTL of TokenTTL. It is safe for concurrent use. The values
 // are secrets: TokenStore never logs them and its errors never contain them.
 type TokenStore struct {
-	rdb    redis.UniversalClient
-	prefix string
+	rdb  redis.UniversalClient
+	keys keys.Space
 }
 
 // NewTokenStore returns a store keeping pairs in rdb under prefix (empty
-// means "b24q").
+// means DefaultPrefix).
 func NewTokenStore(rdb redis.UniversalClient, prefix string) *TokenStore {
-	if prefix == "" {
-		prefix = DefaultPrefix
-	}
-	return &TokenStore{rdb: rdb, prefix: prefix}
+	return &TokenStore{rdb: rdb, keys: keys.New(prefix)}
 }
 
 // Key returns the Redis key of key's token pair.
-func (s *TokenStore) Key(key string) string {
-	return fmt.Sprintf("%s:{%s}:oauth", s.prefix, key)
-}
+func (s *TokenStore) Key(key string) string { return s.keys.OAuth(key) }
 
 // storedToken is the JSON form of a pair; ExpiresAt is omitted when unknown.
 type storedToken struct {

@@ -41,13 +41,14 @@ import (
 	"github.com/b24queue/b24queue/b24"
 	"github.com/b24queue/b24queue/internal/api"
 	"github.com/b24queue/b24queue/internal/config"
+	"github.com/b24queue/b24queue/internal/keys"
 	"github.com/b24queue/b24queue/limiter"
 	"github.com/b24queue/b24queue/tasks"
 )
 
 // DefaultPrefix is the prefix of the worker's own Redis keys (limiter state,
 // attempt markers, OAuth tokens). Every process of a fleet must use the same.
-const DefaultPrefix = "b24q"
+const DefaultPrefix = keys.DefaultPrefix
 
 // Timeouts and intervals of the runtime.
 const (

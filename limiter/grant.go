@@ -1,0 +1,114 @@
+package limiter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Reserving a slot: one run of grantScript and the reading of its answer.
+
+// grant is a reserved slot.
+type grant struct {
+	delay  time.Duration // from the script's now to the slot
+	slot   int64         // the slot, µs, by the scripts' clock
+	marked bool          // the mark was already set (WaitMarked)
+}
+
+// inflightError is reserve's answer when the calls of the method already in
+// flight may use up its operating budget: ask again after wait, when some
+// have been answered and reported.
+type inflightError struct{ wait time.Duration }
+
+func (e *inflightError) Error() string {
+	return fmt.Sprintf("calls in flight may use up the operating budget; ask again in %s", e.wait)
+}
+
+// reserveAfterInflight reserves like reserve, sleeping and asking again while
+// the method's calls in flight hold it back, up to limit (then a
+// *DelayError).
+func (l *Limiter) reserveAfterInflight(ctx context.Context, p *portalState, portal, method string, limit time.Time, mark *Mark) (grant, error) {
+	for {
+		g, err := l.reserve(ctx, p, portal, method, time.Until(limit), mark)
+		var fl *inflightError
+		if !errors.As(err, &fl) {
+			return g, err
+		}
+		if time.Now().Add(fl.wait).After(limit) {
+			return grant{}, &DelayError{Portal: portal, Delay: fl.wait}
+		}
+		if err := sleep(ctx, fl.wait); err != nil {
+			return grant{}, fmt.Errorf("limiter: wait for portal %q: %w", portal, err)
+		}
+	}
+}
+
+func (l *Limiter) reserve(ctx context.Context, p *portalState, portal, method string, allowed time.Duration, mark *Mark) (grant, error) {
+	c := p.cfg
+	maxDelay := max(allowed.Microseconds(), 0)
+	cctx, cancel := l.callCtx(ctx)
+	defer cancel()
+	ks := []string{l.keys.Bucket(portal), l.keys.Block(portal, method), l.keys.Report(portal, method)}
+	var markTTL int64
+	if mark != nil {
+		ks = append(ks, mark.Key)
+		markTTL = max(mark.TTL.Milliseconds(), 1)
+	}
+	res, err := grantScript.Run(cctx, l.rdb, ks,
+		l.nowArg(), c.Rate, c.SharedBurst(), c.MinRate, maxDelay, c.Burst, idleTTL.Milliseconds(),
+		c.operatingThreshold().Microseconds(), inflightTTL.Microseconds(), markTTL,
+	).Slice()
+	if err != nil {
+		return grant{}, fmt.Errorf("limiter: reserve slot for portal %q: %w", portal, err)
+	}
+	ans, err := parseGrant(res)
+	if err != nil {
+		return grant{}, fmt.Errorf("limiter: reserve slot for portal %q: %w", portal, err)
+	}
+	if ans.code != grantBlocked {
+		l.setTracked(portal, method, ans.tracked)
+	}
+	val := time.Duration(ans.val) * time.Microsecond
+	switch ans.code {
+	case grantGranted:
+		l.metrics.EffectiveRate(portal, ans.rate)
+		return grant{delay: val, slot: ans.slot, marked: ans.marked}, nil
+	case grantBlocked:
+		l.metrics.Blocked(portal, method)
+		return grant{}, &BlockedError{Portal: portal, Method: method, Until: time.UnixMicro(ans.val)}
+	case grantInflight:
+		return grant{}, &inflightError{wait: val}
+	default: // grantDelayed
+		return grant{}, &DelayError{Portal: portal, Delay: val}
+	}
+}
+
+// grantAnswer is grantScript's answer.
+type grantAnswer struct {
+	code, val, slot int64
+	rate            float64
+	tracked, marked bool
+}
+
+func parseGrant(res []any) (grantAnswer, error) {
+	bad := func() error { return fmt.Errorf("unexpected script answer %v", res) }
+	if len(res) != 6 {
+		return grantAnswer{}, bad()
+	}
+	code, ok1 := res[0].(int64)
+	val, ok2 := res[1].(int64)
+	s, ok3 := res[2].(string)
+	slot, ok4 := res[3].(int64)
+	tracked, ok5 := res[4].(int64)
+	marked, ok6 := res[5].(int64)
+	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || !ok6 {
+		return grantAnswer{}, bad()
+	}
+	r, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return grantAnswer{}, fmt.Errorf("unexpected rate in script answer: %w", err)
+	}
+	return grantAnswer{code: code, val: val, slot: slot, rate: r, tracked: tracked == 1, marked: marked == 1}, nil
+}
