@@ -96,6 +96,19 @@ func (h *Handler) claimKey(portal, itemTaskID string) string {
 	return h.attempts.keys.Claim(portal, itemTaskID)
 }
 
+// retake sets owner's claim on an item again, after handing it on failed
+// (the item could not be put back: this batch still has it). Best effort:
+// a claim left handed on only lets another batch take the item.
+func (h *Handler) retake(ctx context.Context, portal, owner, itemTaskID string) {
+	if owner == "" || itemTaskID == "" {
+		return
+	}
+	key := h.claimKey(portal, itemTaskID)
+	if err := h.attempts.rdb.Set(context.WithoutCancel(ctx), key, owner, claimTTL).Err(); err != nil {
+		h.logger.WarnContext(ctx, "take a batch item claim back", "task_id", itemTaskID, "err", err)
+	}
+}
+
 // claim keeps the items this batch may send and counts the others as
 // skipped. Items without a task ID (outside imports) are always kept.
 // Without a batch task ID (run outside an asynq server) nothing is claimed.

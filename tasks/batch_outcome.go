@@ -159,10 +159,7 @@ func (r *batchRun) requeue(ctx context.Context, it *batchItem, group string, at 
 		at = time.Time{} // due already: straight back into the group
 	}
 	if err := rq.requeueItem(ctx, r.portal.Name, it.BatchItem, group, at); err != nil {
-		if r.owner != "" && it.TaskID != "" {
-			// Take the claim back: this batch still has the item.
-			r.h.attempts.rdb.Set(context.WithoutCancel(ctx), r.h.claimKey(r.portal.Name, it.TaskID), r.owner, claimTTL)
-		}
+		r.h.retake(ctx, r.portal.Name, r.owner, it.TaskID)
 		return fmt.Errorf("put item %s back on the queue: %w", it.label(), err)
 	}
 	r.res.Requeued++

@@ -357,16 +357,16 @@ func (r *batchRun) send(ctx context.Context, chunk []*batchItem) error {
 	if err != nil {
 		return err
 	}
+	ids, idErrs := decodeCreated(chunk, res)
 	for i, it := range chunk {
 		key := cmdKey(i)
-		if raw, ok := res.Results[key]; ok {
-			id, derr := it.decodeID(raw)
-			if derr == nil {
-				r.record(r.created(ctx, it, id, false))
-				continue
-			}
+		if derr := idErrs[i]; derr != nil {
 			// The portal ran something we cannot read: look before retrying.
 			r.record(r.apply(ctx, it, &b24.TransportError{Method: it.method, Err: derr, Ambiguous: true}))
+			continue
+		}
+		if _, ok := res.Results[key]; ok {
+			r.record(r.created(ctx, it, ids[i], false))
 			continue
 		}
 		cerr, ok := res.Errors[key]
@@ -377,6 +377,33 @@ func (r *batchRun) send(ctx context.Context, chunk []*batchItem) error {
 		r.record(r.apply(ctx, it, cerr))
 	}
 	return nil
+}
+
+// decodeCreated decodes the created ID of each command of chunk that has a
+// result. An ID is an error when it cannot be read, and also when several
+// commands of the answer claim it: two creates never return one object, so
+// the answer is wrong for every one of them (the items are looked up, not
+// recorded under someone else's ID).
+func decodeCreated(chunk []*batchItem, res b24.BatchResult) ([]int64, []error) {
+	ids := make([]int64, len(chunk))
+	errs := make([]error, len(chunk))
+	claims := map[string]int{} // method + ID → commands answering it
+	claimKey := func(i int) string { return chunk[i].method + "#" + strconv.FormatInt(ids[i], 10) }
+	for i, it := range chunk {
+		raw, ok := res.Results[cmdKey(i)]
+		if !ok {
+			continue
+		}
+		if ids[i], errs[i] = it.decodeID(raw); errs[i] == nil {
+			claims[claimKey(i)]++
+		}
+	}
+	for i := range chunk {
+		if n := claims[claimKey(i)]; errs[i] == nil && n > 1 {
+			errs[i] = fmt.Errorf("the portal answered ID %d for %d commands of one batch", ids[i], n)
+		}
+	}
+	return ids, errs
 }
 
 func cmdKey(i int) string { return "c" + strconv.Itoa(i) }
