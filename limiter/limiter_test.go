@@ -504,6 +504,20 @@ func TestOperatingBlockFallbacks(t *testing.T) {
 			}
 			return l.Block(context.Background(), portal, "m", time.Time{})
 		}, 90 * time.Second},
+		// One answer claiming a reset ten years ahead must not stop the
+		// method fleet-wide until then: no block outlasts the window.
+		{"report at margin with a reset ten years ahead", func(l *Limiter, now time.Time) error {
+			return l.Observe(context.Background(), portal, "m", 100*time.Second, now.AddDate(10, 0, 0))
+		}, 10 * time.Minute},
+		{"429 until ten years ahead", func(l *Limiter, now time.Time) error {
+			return l.Block(context.Background(), portal, "m", now.AddDate(10, 0, 0))
+		}, 10 * time.Minute},
+		{"429 without reset after a report claiming ten years", func(l *Limiter, now time.Time) error {
+			if err := l.Observe(context.Background(), portal, "m", 80*time.Second, now.AddDate(10, 0, 0)); err != nil {
+				return err
+			}
+			return l.Block(context.Background(), portal, "m", time.Time{})
+		}, 10 * time.Minute},
 		{"429 without reset after a report whose reset passed", func(l *Limiter, now time.Time) error {
 			if err := l.Observe(context.Background(), portal, "m", 80*time.Second, now.Add(-time.Second)); err != nil {
 				return err

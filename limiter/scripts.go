@@ -263,7 +263,8 @@ return {tostring(nr), decreased, math.ceil(cend)}
 // estimate updated); the method is blocked when operating >= threshold, until
 // resetAt if that is in the future, else for the fallback duration. Without
 // a report until (or now+fallback if until <= now) is applied. A block is
-// only ever extended.
+// only ever extended, and never reaches further than the report TTL (the
+// operating window) from now, whatever reset time an answer claimed.
 //
 // Input:
 // KEYS[1] -> PREFIX:{PORTAL}:block:METHOD (keys.Block)
@@ -288,6 +289,11 @@ local threshold = tonumber(ARGV[5])
 local fallback = tonumber(ARGV[6])
 local rttl = tonumber(ARGV[7])
 local proc = tonumber(ARGV[8])
+-- No block outlasts the operating window from now: a reset time further
+-- ahead (a corrupt or hostile answer) would stop the method fleet-wide.
+local horizon = now + rttl * 1000
+if reset > horizon then reset = horizon end
+if untl > horizon then untl = horizon end
 
 if op >= 0 then
   local st = redis.call('HMGET', KEYS[2], 'cost', 'fl', 'operating', 'reset_at')
@@ -319,6 +325,7 @@ elseif untl == 0 then
   -- still ahead (the portal said when the oldest execution leaves the
   -- window), else the fallback.
   local known = tonumber(redis.call('HGET', KEYS[2], 'reset_at') or '') or 0
+  if known > horizon then known = horizon end
   if known > now then untl = known else untl = now + fallback end
 elseif untl <= now then
   untl = now + fallback
