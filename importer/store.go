@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"strconv"
 	"time"
 
@@ -91,8 +90,6 @@ var (
 	ErrConflict = errors.New("import ID already used for different content")
 	// ErrUnknownItem: the import has no item with that key.
 	ErrUnknownItem = errors.New("no such item in the import")
-	// ErrInvalidID: the import ID does not match [ValidateID]'s rule.
-	ErrInvalidID = errors.New("invalid import ID")
 )
 
 // DefaultStorePrefix is the key prefix of [NewStore] when none is given.
@@ -100,19 +97,6 @@ const DefaultStorePrefix = "b24q"
 
 // DefaultStateTTL is how long an import's state is kept after its last write.
 const DefaultStateTTL = 30 * 24 * time.Hour
-
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
-
-// ValidateID checks an import ID: 1 to 128 characters of ASCII letters,
-// digits, '.', '_' and '-', starting with a letter or digit. The rule keeps
-// IDs safe inside Redis hash tags and task IDs ("import:ID:KEY" is then
-// unambiguous, as an ID holds no ':'). IDs from [File.ID] always pass.
-func ValidateID(id string) error {
-	if !idPattern.MatchString(id) {
-		return fmt.Errorf("%w %q: use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit", ErrInvalidID, id)
-	}
-	return nil
-}
 
 // Store keeps the state of imports in Redis. All keys of one import share
 // the hash tag {ID}, so every script touches one cluster slot, and every key

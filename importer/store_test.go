@@ -403,29 +403,6 @@ func TestEveryKeyHasTTL(t *testing.T) {
 	}
 }
 
-func TestValidateID(t *testing.T) {
-	t.Parallel()
-	for _, tt := range []struct {
-		id string
-		ok bool
-	}{
-		{"imp-0123456789abcdef", true},
-		{"org_2024.v2", true},
-		{"", false},
-		{"-lead", false},
-		{"a:b", false},
-		{"a{b}", false},
-		{"a b", false},
-		{strings.Repeat("x", 128), true},
-		{strings.Repeat("x", 129), false},
-	} {
-		err := ValidateID(tt.id)
-		if (err == nil) != tt.ok || (err != nil && !errors.Is(err, ErrInvalidID)) {
-			t.Errorf("ValidateID(%q) = %v, want ok=%v", tt.id, err, tt.ok)
-		}
-	}
-}
-
 func TestCreate10kIsFast(t *testing.T) {
 	if testing.Short() {
 		t.Skip("large import")
