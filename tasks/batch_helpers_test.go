@@ -11,6 +11,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/b24queue/b24queue/importer"
+	"github.com/b24queue/b24queue/importer/store"
 )
 
 // batchSetup adds batch mode to a bundle: an Imports that groups item tasks
@@ -69,18 +70,18 @@ func (bs *batchSetup) startBatch(t testing.TB, cfg BatchConfig, servers int) {
 
 // waitBatchDone is waitDone that says where the unfinished items are (the
 // queue's tasks by state and its groups) when the import does not finish.
-func (bs *batchSetup) waitBatchDone(t testing.TB, importID string, timeout time.Duration) importer.Status {
+func (bs *batchSetup) waitBatchDone(t testing.TB, importID string, timeout time.Duration) store.Status {
 	t.Helper()
 	return waitImportDone(t, bs.imports, importID, timeout, bs.where)
 }
 
 // importAndWait submits f in batch mode and waits until it is done. It may
 // run on any goroutine: it reports problems as an error, never through t.
-func (bs *batchSetup) importAndWait(f *importer.File, timeout time.Duration) (importer.Status, error) {
+func (bs *batchSetup) importAndWait(f *importer.File, timeout time.Duration) (store.Status, error) {
 	ctx := context.Background()
 	res, err := bs.bimports.Submit(ctx, bs.portal, "", f)
 	if err != nil {
-		return importer.Status{}, err
+		return store.Status{}, err
 	}
 	deadline := time.Now().Add(timeout)
 	for {

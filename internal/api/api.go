@@ -22,6 +22,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/b24queue/b24queue/importer"
+	"github.com/b24queue/b24queue/importer/store"
 	"github.com/b24queue/b24queue/internal/config"
 	"github.com/b24queue/b24queue/tasks"
 )
@@ -337,7 +338,7 @@ func (s *server) badImport(w http.ResponseWriter, err error) bool {
 	case errors.Is(err, importer.ErrInvalidID):
 		writeJSON(w, http.StatusBadRequest, ErrorBody{Error: "invalid import", Problems: []string{err.Error()}})
 		return true
-	case errors.Is(err, importer.ErrConflict):
+	case errors.Is(err, store.ErrConflict):
 		writeJSON(w, http.StatusConflict, ErrorBody{Error: "an import with this ID exists with other content or for another portal; choose another ?id="})
 		return true
 	}
@@ -366,7 +367,7 @@ func (s *server) importStatus(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	st, err := s.imports.Status(ctx, id)
 	switch {
-	case errors.Is(err, importer.ErrNotFound):
+	case errors.Is(err, store.ErrNotFound):
 		writeJSON(w, http.StatusNotFound, ErrorBody{Error: fmt.Sprintf("no import %q", id)})
 		return
 	case err != nil:

@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/b24queue/b24queue/importer"
+	"github.com/b24queue/b24queue/importer/store"
 	"github.com/b24queue/b24queue/internal/config"
 	"github.com/b24queue/b24queue/internal/progress"
 	"github.com/b24queue/b24queue/tasks"
@@ -139,7 +140,7 @@ func (e *env) importFile(ctx context.Context, args []string) int {
 		return ExitUsage
 	case errors.As(err, &tverr):
 		return e.printProblems(cmd, tverr)
-	case errors.Is(err, importer.ErrConflict):
+	case errors.Is(err, store.ErrConflict):
 		return e.usageErr(cmd, "import %s exists with other content or for another portal; give this file another --id", res.ID)
 	case errors.Is(err, importer.ErrInvalidID):
 		return e.usageErr(cmd, "%v", err)
@@ -207,7 +208,7 @@ func SubmitLine(r tasks.SubmitResult) string {
 }
 
 // snapshot is st for the progress display.
-func snapshot(st importer.Status) progress.Snapshot {
+func snapshot(st store.Status) progress.Snapshot {
 	c := st.Counts
 	return progress.Snapshot{ID: st.ID, Done: st.Done, Counts: progress.Counts{
 		Total: c.Total, Created: c.Created, Pending: c.Pending, Waiting: c.Waiting, Failed: c.Failed,
@@ -216,8 +217,8 @@ func snapshot(st importer.Status) progress.Snapshot {
 
 // follow shows the progress of import id until it is done and returns the
 // exit code: 0 when every item was created, 1 otherwise.
-func (e *env) follow(ctx context.Context, cmd, id string, status func(context.Context, string) (importer.Status, error)) int {
-	var last importer.Status
+func (e *env) follow(ctx context.Context, cmd, id string, status func(context.Context, string) (store.Status, error)) int {
+	var last store.Status
 	src := func(ctx context.Context) (progress.Snapshot, error) {
 		st, err := status(ctx, id)
 		if err != nil {
@@ -274,7 +275,7 @@ func (e *env) status(ctx context.Context, args []string) int {
 	im := tasks.NewImports(conn.rdb, conn.client, e.app.Prefix, e.logger())
 	s, err := im.Status(ctx, pos[0])
 	switch {
-	case errors.Is(err, importer.ErrNotFound):
+	case errors.Is(err, store.ErrNotFound):
 		return e.fail(cmd, fmt.Errorf("no import %q in Redis at %s", pos[0], conn.cfg.Redis))
 	case err != nil:
 		return e.fail(cmd, fmt.Errorf("read import %s: %w", pos[0], err))
@@ -295,7 +296,7 @@ func (e *env) status(ctx context.Context, args []string) int {
 }
 
 // writeStatus prints s for people: state, counts, failures, created IDs.
-func writeStatus(w io.Writer, s importer.Status) {
+func writeStatus(w io.Writer, s store.Status) {
 	state := "in progress"
 	if s.Done {
 		state = "done"
