@@ -241,9 +241,9 @@ func (s *Store) Create(ctx context.Context, id, portal, digest string, f *import
 	for i := range f.Departments {
 		d := &f.Departments[i]
 		sp := spec{K: "d", N: d.Name, P: d.Parent, S: d.Sort, H: d.Head}
-		st := "w"
+		st := stateWaiting
 		if d.Parent == "" {
-			st = "q"
+			st = stateQueued
 			if d.ParentID != nil {
 				sp.PI = *d.ParentID
 			}
@@ -259,7 +259,7 @@ func (s *Store) Create(ctx context.Context, id, portal, digest string, f *import
 			return false, fmt.Errorf("import %s: encode %s: %w", id, d.Key, err)
 		}
 		specs = append(specs, d.Key, string(b))
-		states = append(states, d.Key, st)
+		states = append(states, d.Key, string(st))
 	}
 	for i := range f.Workplaces {
 		w := &f.Workplaces[i]
@@ -268,7 +268,7 @@ func (s *Store) Create(ctx context.Context, id, portal, digest string, f *import
 			return false, fmt.Errorf("import %s: encode %s: %w", id, w.Key, err)
 		}
 		specs = append(specs, w.Key, string(b))
-		states = append(states, w.Key, "q")
+		states = append(states, w.Key, string(stateQueued))
 		addKid("", w.Key)
 		queued++
 	}
@@ -370,9 +370,9 @@ func (s *Store) Existing(ctx context.Context, id, key string) (int64, bool, erro
 // scriptErr maps the negative codes the scripts return.
 func scriptErr(id, key string, code int64) error {
 	switch code {
-	case -1:
+	case codeNoImport:
 		return fmt.Errorf("import %s: %w", id, ErrNotFound)
-	case -2:
+	case codeNoItem:
 		return fmt.Errorf("import %s: %w: %q", id, ErrUnknownItem, key)
 	}
 	return fmt.Errorf("import %s: unexpected script answer %d", id, code)
@@ -482,7 +482,11 @@ func (s *Store) Status(ctx context.Context, id string) (Status, error) {
 		ID:     id,
 		Portal: m["portal"],
 		Counts: Counts{
-			Total: num("total"), Created: num("n_c"), Pending: num("n_q"), Waiting: num("n_w"), Failed: num("n_f"),
+			Total:   num("total"),
+			Created: num(stateCreated.counter()),
+			Pending: num(stateQueued.counter()),
+			Waiting: num(stateWaiting.counter()),
+			Failed:  num(stateFailed.counter()),
 		},
 		Created: make(map[string]int64, len(ids.Val())),
 		Failed:  failed.Val(),
