@@ -30,7 +30,34 @@ func (c *converter) csv(raw []byte) {
 		c.csvSyntax(err, 1)
 		return
 	}
-	col := make([]int, len(CSVColumns)) // column index by CSVColumns position, -1 absent
+	col := c.csvHeader(header)
+	if c.fatal {
+		return
+	}
+	width := len(header)
+	for rowNum := 2; ; rowNum++ {
+		rec, err := rd.Read()
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			c.csvSyntax(err, rowNum)
+			return
+		}
+		if blank(rec) {
+			continue
+		}
+		if !c.count(rowNum) {
+			return
+		}
+		c.csvRow(rec, col, width, rowNum)
+	}
+}
+
+// csvHeader maps the header's columns: the result holds the column index of
+// each of CSVColumns, -1 when absent. A missing required column is fatal.
+func (c *converter) csvHeader(header []string) []int {
+	col := make([]int, len(CSVColumns))
 	for i := range col {
 		col[i] = -1
 	}
@@ -56,64 +83,50 @@ func (c *converter) csv(raw []byte) {
 			c.fatal = true
 		}
 	}
-	if c.fatal {
+	return col
+}
+
+// csvRow converts one record, whose columns col maps (see csvHeader), into
+// a department; width is the header's number of cells.
+func (c *converter) csvRow(rec []string, col []int, width, rowNum int) {
+	cell := func(j int) string {
+		if col[j] < 0 || col[j] >= len(rec) {
+			return ""
+		}
+		return strings.TrimSpace(rec[col[j]])
+	}
+	d := Department{Line: rowNum, Key: cell(0), Name: cell(1), Parent: cell(2)}
+	r := row{kind: "department", key: d.Key, line: rowNum}
+	if len(rec) != width {
+		c.add(rowNum, r, "has %d cells, the header has %d", len(rec), width)
 		return
 	}
-	width := len(header)
-	for rowNum := 2; ; rowNum++ {
-		rec, err := rd.Read()
-		if err == io.EOF {
-			return
+	num := func(j int, bit fieldSet) (int64, bool) {
+		s := cell(j)
+		if s == "" {
+			return 0, false
 		}
+		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {
-			c.csvSyntax(err, rowNum)
-			return
+			c.add(rowNum, r, "%s: %q is not an integer", CSVColumns[j], s)
+			d.bad |= bit
+			return 0, false
 		}
-		if blank(rec) {
-			continue
-		}
-		if !c.count(rowNum) {
-			return
-		}
-		cell := func(j int) string {
-			if col[j] < 0 || col[j] >= len(rec) {
-				return ""
-			}
-			return strings.TrimSpace(rec[col[j]])
-		}
-		d := Department{Line: rowNum, Key: cell(0), Name: cell(1), Parent: cell(2)}
-		r := row{kind: "department", key: d.Key, line: rowNum}
-		if len(rec) != width {
-			c.add(rowNum, r, "has %d cells, the header has %d", len(rec), width)
-			continue
-		}
-		num := func(j int, bit fieldSet) (int64, bool) {
-			s := cell(j)
-			if s == "" {
-				return 0, false
-			}
-			n, err := strconv.ParseInt(s, 10, 64)
-			if err != nil {
-				c.add(rowNum, r, "%s: %q is not an integer", CSVColumns[j], s)
-				d.bad |= bit
-				return 0, false
-			}
-			return n, true
-		}
-		if id, ok := num(3, fParentID); ok {
-			d.ParentID = &id
-		}
-		if n, ok := num(4, fSort); ok {
-			if n < 0 || n > 1<<31-1 {
-				c.add(rowNum, r, "sort: %d is out of range 0..2147483647", n)
-				d.bad |= fSort
-			} else {
-				d.Sort = int(n)
-			}
-		}
-		d.Head, _ = num(5, fHead)
-		c.f.Departments = append(c.f.Departments, d)
+		return n, true
 	}
+	if id, ok := num(3, fParentID); ok {
+		d.ParentID = &id
+	}
+	if n, ok := num(4, fSort); ok {
+		if n < 0 || n > 1<<31-1 {
+			c.add(rowNum, r, "sort: %d is out of range 0..2147483647", n)
+			d.bad |= fSort
+		} else {
+			d.Sort = int(n)
+		}
+	}
+	d.Head, _ = num(5, fHead)
+	c.f.Departments = append(c.f.Departments, d)
 }
 
 func blank(rec []string) bool {
