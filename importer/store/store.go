@@ -10,8 +10,6 @@ package store
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,7 +19,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/b24queue/b24queue/importer"
 	"github.com/b24queue/b24queue/internal/keys"
 )
 
@@ -171,172 +168,6 @@ func (sp spec) item(key string) Item {
 		it.Kind = KindWorkplace
 	}
 	return it
-}
-
-// chunk is how many hash fields one HSET carries.
-const chunk = 1000
-
-// Create writes the state of a new import: every item, its parent, the
-// children of every department, and the initial states (departments with a
-// parent_id and workplaces queued, the others waiting on their parent). f
-// must be valid (see [importer.File.Validate]); digest identifies its content (e.g.
-// [importer.File.ID]) and portal the portal it goes to.
-//
-// The import becomes visible only once complete: the meta hash is written
-// last, so a Create that dies half-way leaves state that no reader sees and
-// the next Create overwrites. Concurrent Creates of one ID are serialised by
-// a lock key. If the import already exists with the same digest and portal,
-// nothing is written and existing is true; with another digest or portal the
-// error wraps [ErrConflict].
-//
-// 10,000 items cost a few pipelined round trips (HSET of up to 1,000 fields
-// per command).
-func (s *Store) Create(ctx context.Context, id, portal, digest string, f *importer.File) (existing bool, err error) {
-	if err := importer.ValidateID(id); err != nil {
-		return false, err
-	}
-	k := s.keys(id)
-	token := make([]byte, 12)
-	_, _ = rand.Read(token)
-	tok := hex.EncodeToString(token)
-	for {
-		existing, err := s.checkExisting(ctx, id, portal, digest)
-		if err != nil || existing {
-			return existing, err
-		}
-		ok, err := s.rdb.SetNX(ctx, k.Lock, tok, s.lockTTL).Result()
-		if err != nil {
-			return false, fmt.Errorf("import %s: take create lock: %w", id, err)
-		}
-		if ok {
-			break
-		}
-		// Another process is creating this import: wait for it to finish
-		// (or for its lock to expire) and look again.
-		select {
-		case <-ctx.Done():
-			return false, fmt.Errorf("import %s: wait for a concurrent create: %w", id, ctx.Err())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	// We hold the lock: a finished import may have appeared just before.
-	if existing, err := s.checkExisting(ctx, id, portal, digest); err != nil || existing {
-		s.rdb.Del(context.WithoutCancel(ctx), k.Lock)
-		return existing, err
-	}
-
-	total := len(f.Departments) + len(f.Workplaces)
-	specs := make([]any, 0, 2*total)
-	states := make([]any, 0, 2*total)
-	parents := make([]any, 0, 2*len(f.Departments))
-	kids := make(map[string][]string)
-	var kidOrder []string // parent keys in first-seen order, for deterministic writes
-	addKid := func(parent, key string) {
-		if _, ok := kids[parent]; !ok {
-			kidOrder = append(kidOrder, parent)
-		}
-		kids[parent] = append(kids[parent], key)
-	}
-	queued, waiting := 0, 0
-	for i := range f.Departments {
-		d := &f.Departments[i]
-		sp := spec{K: "d", N: d.Name, P: d.Parent, S: d.Sort, H: d.Head}
-		st := stateWaiting
-		if d.Parent == "" {
-			st = stateQueued
-			if d.ParentID != nil {
-				sp.PI = *d.ParentID
-			}
-			addKid("", d.Key)
-			queued++
-		} else {
-			parents = append(parents, d.Key, d.Parent)
-			addKid(d.Parent, d.Key)
-			waiting++
-		}
-		b, err := json.Marshal(sp)
-		if err != nil {
-			return false, fmt.Errorf("import %s: encode %s: %w", id, d.Key, err)
-		}
-		specs = append(specs, d.Key, string(b))
-		states = append(states, d.Key, string(st))
-	}
-	for i := range f.Workplaces {
-		w := &f.Workplaces[i]
-		b, err := json.Marshal(spec{K: "w", N: w.Title, T: w.TypeIDs})
-		if err != nil {
-			return false, fmt.Errorf("import %s: encode %s: %w", id, w.Key, err)
-		}
-		specs = append(specs, w.Key, string(b))
-		states = append(states, w.Key, string(stateQueued))
-		addKid("", w.Key)
-		queued++
-	}
-	kidFields := make([]any, 0, 2*len(kidOrder))
-	for _, p := range kidOrder {
-		b, _ := json.Marshal(kids[p])
-		kidFields = append(kidFields, p, string(b))
-	}
-
-	ttl := s.ttl
-	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		// Leftovers of a Create that died half-way.
-		p.Del(ctx, k.Spec, k.Kids, k.Parent, k.State, k.IDs, k.Failed)
-		hsetChunks(ctx, p, k.Spec, specs)
-		hsetChunks(ctx, p, k.State, states)
-		hsetChunks(ctx, p, k.Parent, parents)
-		hsetChunks(ctx, p, k.Kids, kidFields)
-		for _, key := range []string{k.Spec, k.State, k.Parent, k.Kids} {
-			p.PExpire(ctx, key, ttl)
-		}
-		return nil
-	})
-	if err != nil {
-		s.rdb.Del(context.WithoutCancel(ctx), k.Lock)
-		return false, fmt.Errorf("import %s: write items: %w", id, err)
-	}
-	res, err := finishScript.Run(ctx, s.rdb, k.List(), s.ttlMS(), tok, portal, digest, total, time.Now().Unix(), queued, waiting).Int()
-	if err != nil {
-		return false, fmt.Errorf("import %s: write meta: %w", id, err)
-	}
-	if res == 0 {
-		// Our lock expired and another Create took over.
-		existing, err := s.checkExisting(ctx, id, portal, digest)
-		if err == nil && !existing {
-			err = fmt.Errorf("import %s: the create lock expired before the import was written; submit again", id)
-		}
-		return existing, err
-	}
-	return false, nil
-}
-
-func hsetChunks(ctx context.Context, p redis.Pipeliner, key string, fields []any) {
-	for len(fields) > 0 {
-		n := min(len(fields), 2*chunk)
-		args := make([]any, 0, n)
-		args = append(args, fields[:n]...)
-		p.HSet(ctx, key, args...)
-		fields = fields[n:]
-	}
-}
-
-// checkExisting reports whether the import exists with this content; an
-// import with other content or another portal is an ErrConflict.
-func (s *Store) checkExisting(ctx context.Context, id, portal, digest string) (bool, error) {
-	vals, err := s.rdb.HMGet(ctx, s.keys(id).Meta, "digest", "portal").Result()
-	if err != nil {
-		return false, fmt.Errorf("import %s: read meta: %w", id, err)
-	}
-	if vals[0] == nil {
-		return false, nil
-	}
-	if d, _ := vals[0].(string); d != digest {
-		return true, fmt.Errorf("%w: import %s holds another file (digest %s, this file %s)", ErrConflict, id, d, digest)
-	}
-	if p, _ := vals[1].(string); p != portal {
-		return true, fmt.Errorf("%w: import %s belongs to portal %q, not %q", ErrConflict, id, p, portal)
-	}
-	return true, nil
 }
 
 // Existing reports the portal ID recorded for the item, if any. An unknown
