@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/b24queue/b24queue/b24"
 )
 
 // DefaultPortal is the name of the portal B24_WEBHOOK_URL defines, and the
@@ -247,24 +249,13 @@ func webhookProblem(raw, name string, p *problems) string {
 	if raw == "" {
 		return ""
 	}
-	p.secret(webhookSecret(raw))
+	p.secret(b24.WebhookSecret(raw))
 	norm, reason := checkWebhookURL(raw, p.httpHosts)
 	if reason != "" {
 		p.addf("%s %s: %s", name, RedactURL(raw), reason)
 		return ""
 	}
 	return norm
-}
-
-// webhookSecret returns the segment RedactURL hides, for scrubbing.
-func webhookSecret(raw string) string {
-	segs := strings.Split(raw, "/")
-	for i, s := range segs {
-		if s == "rest" && i+2 < len(segs) {
-			return segs[i+2]
-		}
-	}
-	return ""
 }
 
 // limitNames names the four limit settings in messages; an empty name marks

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/b24queue/b24queue/b24"
 )
 
 // Worker is the configuration of one worker process. LoadWorker returns it
@@ -296,7 +298,7 @@ func LoadWorkerLookup(args []string, lookup func(string) (string, bool)) (Worker
 	if listen != "" {
 		if reason := checkListen(listen); reason != "" {
 			p.addf("%s %s: %s", listenName, listen, reason)
-		} else if host, _, _ := net.SplitHostPort(listen); !isLoopbackHost(host) &&
+		} else if host, _, _ := net.SplitHostPort(listen); !b24.IsLoopbackHost(host) &&
 			(w.MonitorUser == "" || w.MonitorPassword == "") {
 			p.addf("%s %s is not loopback: set MONITOR_USER and MONITOR_PASSWORD", listenName, listen)
 		}
