@@ -23,7 +23,6 @@ import (
 
 	"github.com/b24queue/b24queue/importer"
 	"github.com/b24queue/b24queue/importer/store"
-	"github.com/b24queue/b24queue/internal/config"
 	"github.com/b24queue/b24queue/tasks"
 )
 
@@ -289,8 +288,8 @@ func (s *server) submitImport(w http.ResponseWriter, r *http.Request) {
 			problems = append(problems, err.Error())
 		}
 	}
-	if !config.ValidPortalName(portal) {
-		problems = append(problems, fmt.Sprintf("portal %q: must match ^[a-z0-9][a-z0-9_-]{0,62}$", portal))
+	if err := tasks.CheckPortalName(portal); err != nil {
+		problems = append(problems, err.Error())
 	}
 	if problems != nil {
 		writeJSON(w, http.StatusBadRequest, ErrorBody{Error: "invalid query", Problems: problems})

@@ -13,7 +13,6 @@ import (
 
 	"github.com/b24queue/b24queue/importer"
 	"github.com/b24queue/b24queue/importer/store"
-	"github.com/b24queue/b24queue/internal/config"
 	"github.com/b24queue/b24queue/internal/progress"
 	"github.com/b24queue/b24queue/tasks"
 )
@@ -101,8 +100,8 @@ func (e *env) importFile(ctx context.Context, args []string) int {
 	}
 	path := pos[0]
 	portal := e.portalFor(*portalFlag)
-	if !config.ValidPortalName(portal) {
-		return e.usageErr(cmd, "portal %q: must match ^[a-z0-9][a-z0-9_-]{0,62}$", portal)
+	if err := tasks.CheckPortalName(portal); err != nil {
+		return e.usageErr(cmd, "%v", err)
 	}
 
 	f, err := LoadFile(path)

@@ -75,7 +75,7 @@ func (o OAuth) String() string {
 // Portal is one Bitrix24 portal the worker serves. Exactly one of WebhookURL
 // and OAuth is set.
 type Portal struct {
-	// Name is what tasks refer to; it matches ^[a-z0-9][a-z0-9_-]{0,62}$.
+	// Name is what tasks refer to; it matches tasks.PortalNamePattern.
 	// B24_WEBHOOK_URL defines the portal "default"; the portals file names
 	// the others.
 	Name string
@@ -152,7 +152,6 @@ func (p *problems) err() error {
 }
 
 var (
-	portalNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 	// Fallbacks for URLs that do not parse: mask the userinfo and the
 	// segment after /rest/USER/.
 	rawUserinfoRE = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@`)

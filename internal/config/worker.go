@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/b24queue/b24queue/b24"
+	"github.com/b24queue/b24queue/tasks"
 )
 
 // Worker is the configuration of one worker process. LoadWorker returns it
@@ -315,7 +316,7 @@ func LoadWorkerLookup(args []string, lookup func(string) (string, bool)) (Worker
 	hook, hookName := src.value(sWebhook)
 	if hook != "" {
 		w.Portals = append(w.Portals, Portal{
-			Name:       DefaultPortal,
+			Name:       tasks.DefaultPortal,
 			WebhookURL: webhookProblem(hook, hookName, p),
 			Limits:     w.Defaults,
 		})
@@ -323,8 +324,8 @@ func LoadWorkerLookup(args []string, lookup func(string) (string, bool)) (Worker
 	file, fileName := src.value(sPortalsFile)
 	if file != "" {
 		for _, fp := range readPortalsFile(file, fileName, w.Defaults, getenv, p) {
-			if fp.Name == DefaultPortal && hook != "" {
-				p.addf("%s %s: portals.%s is also defined by %s; remove one", fileName, file, DefaultPortal, hookName)
+			if fp.Name == tasks.DefaultPortal && hook != "" {
+				p.addf("%s %s: portals.%s is also defined by %s; remove one", fileName, file, tasks.DefaultPortal, hookName)
 				continue
 			}
 			w.Portals = append(w.Portals, fp)
