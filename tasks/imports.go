@@ -99,9 +99,10 @@ type SubmitResult struct {
 
 // Submit validates f and starts (or resumes) the import on portal ("" means
 // DefaultPortal). An empty importID is derived from the file's content
-// (f.ID(), with "-PORTAL" appended for a portal other than the default, so
-// that one file can go to two portals). A file that is not valid returns
-// f.Validate()'s *importer.ValidationError untouched and writes nothing.
+// (DerivedImportID: f.ID(), with "-PORTAL" appended for a portal other than
+// the default, so that one file can go to two portals). A file that is not
+// valid returns f.Validate()'s *importer.ValidationError untouched and
+// writes nothing.
 //
 // Submitting an import that exists with the same content resumes it:
 //   - created items are skipped;
@@ -127,10 +128,7 @@ func (im *Imports) Submit(ctx context.Context, portal, importID string, f *impor
 	}
 	digest := f.ID()
 	if importID == "" {
-		importID = digest
-		if portal != DefaultPortal {
-			importID += "-" + portal
-		}
+		importID = derivedImportID(portal, digest)
 	}
 	if err := importer.ValidateID(importID); err != nil {
 		return SubmitResult{}, err
