@@ -104,20 +104,18 @@ func (e *env) importFile(ctx context.Context, args []string) int {
 		return e.usageErr(cmd, "%v", err)
 	}
 
+	// The file is validated before Redis is needed: a wrong file, or a dry
+	// run, never connects.
 	f, err := LoadFile(path)
-	var verr *importer.ValidationError
-	switch {
-	case errors.As(err, &verr):
-		for _, p := range verr.Problems {
-			fmt.Fprintln(e.stderr, FileProblem(path, p))
-		}
-		fmt.Fprintf(e.stderr, "enqueue import: %s: %d problem(s); nothing was enqueued\n", path, len(verr.Problems))
-		return ExitUsage
-	case err != nil:
-		return e.usageErr(cmd, "%v", err)
+	if err != nil {
+		return e.fileErr(cmd, path, err, true)
 	}
 	if *dryRun {
-		fmt.Fprintf(e.stdout, "import %s for portal %s: dry run, nothing enqueued\n%s\n", DerivedID(*id, portal, f), portal, f.Plan())
+		importID := *id
+		if importID == "" {
+			importID = tasks.DerivedImportID(portal, f)
+		}
+		fmt.Fprintf(e.stdout, "import %s for portal %s: dry run, nothing enqueued\n%s\n", importID, portal, f.Plan())
 		return ExitOK
 	}
 
@@ -129,22 +127,9 @@ func (e *env) importFile(ctx context.Context, args []string) int {
 	// Items are grouped for the workers' batch aggregation (B24_BATCH on
 	// the worker decides the batch size; 0 makes batches of one).
 	im := tasks.NewImports(conn.rdb, conn.client, e.app.Prefix, e.logger(), tasks.WithBatch(true))
-	res, err := im.Submit(ctx, portal, *id, f)
-	var tverr *tasks.ValidationError
-	switch {
-	case errors.As(err, &verr):
-		for _, p := range verr.Problems {
-			fmt.Fprintln(e.stderr, FileProblem(path, p))
-		}
-		return ExitUsage
-	case errors.As(err, &tverr):
-		return e.printProblems(cmd, tverr)
-	case errors.Is(err, store.ErrConflict):
-		return e.usageErr(cmd, "import %s exists with other content or for another portal; give this file another --id", res.ID)
-	case errors.Is(err, importer.ErrInvalidID):
-		return e.usageErr(cmd, "%v", err)
-	case err != nil:
-		return e.fail(cmd, fmt.Errorf("submit to Redis at %s: %w", conn.cfg.Redis, err))
+	res, err := tasks.NewProducer(conn.client, im).SubmitImport(ctx, portal, *id, f)
+	if err != nil {
+		return e.submitErr(cmd, path, conn, res, err)
 	}
 	fmt.Fprintln(e.stdout, SubmitLine(res))
 	if !*wait {
@@ -154,18 +139,39 @@ func (e *env) importFile(ctx context.Context, args []string) int {
 	return e.follow(ctx, cmd, res.ID, im.Status)
 }
 
-// DerivedID is the import ID Submit uses for f on portal when id is empty:
-// the content's ID (f.ID()), with "-PORTAL" appended for a portal other
-// than the default. A non-empty id is returned as is. The dry run prints it
-// so that the user knows the ID before submitting.
-func DerivedID(id, portal string, f *importer.File) string {
-	if id != "" {
-		return id
+// fileErr reports a file that cannot be imported and returns ExitUsage:
+// every problem as FILE:LINE: message, with a closing summary when summary
+// is set, or the error itself (unknown extension, unreadable file).
+func (e *env) fileErr(cmd, path string, err error, summary bool) int {
+	var verr *importer.ValidationError
+	if !errors.As(err, &verr) {
+		return e.usageErr(cmd, "%v", err)
 	}
-	if portal == tasks.DefaultPortal || portal == "" {
-		return f.ID()
+	for _, p := range verr.Problems {
+		fmt.Fprintln(e.stderr, FileProblem(path, p))
 	}
-	return f.ID() + "-" + portal
+	if summary {
+		fmt.Fprintf(e.stderr, "enqueue import: %s: %d problem(s); nothing was enqueued\n", path, len(verr.Problems))
+	}
+	return ExitUsage
+}
+
+// submitErr translates an error of Producer.SubmitImport into a message
+// and an exit code: 2 for what the user can fix, 1 when Redis failed.
+func (e *env) submitErr(cmd, path string, conn *connection, res tasks.SubmitResult, err error) int {
+	var verr *importer.ValidationError
+	var tverr *tasks.ValidationError
+	switch {
+	case errors.As(err, &verr):
+		return e.fileErr(cmd, path, err, false)
+	case errors.As(err, &tverr):
+		return e.printProblems(cmd, tverr)
+	case errors.Is(err, store.ErrConflict):
+		return e.usageErr(cmd, "import %s exists with other content or for another portal; give this file another --id", res.ID)
+	case errors.Is(err, importer.ErrInvalidID):
+		return e.usageErr(cmd, "%v", err)
+	}
+	return e.fail(cmd, fmt.Errorf("submit to Redis at %s: %w", conn.cfg.Redis, err))
 }
 
 // LoadFile parses and validates the import file at path. Problems of the
