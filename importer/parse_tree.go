@@ -226,20 +226,7 @@ func (c *converter) department(p pending) (*Department, *yaml.Node) {
 	r.key = peekKey(p.n)
 	v := c.fields(p.n, r, departmentFields)
 	d := &Department{Line: p.n.Line}
-
-	key, keyOK := c.key(v[0], r)
-	if !keyOK {
-		d.bad |= fKey
-	}
-	d.Key = key
-	name, _, ok := c.text(v[1], r, "name")
-	if !ok {
-		d.bad |= fName
-	}
-	d.Name = name
-	if isNull(v[0]) && keyOK {
-		c.deriveKey(&d.Key, &d.bad, d.Name, p, r, "name")
-	}
+	d.Key, d.Name, d.bad = c.keyAndName(v[0], v[1], r, p, "name")
 	r.key = d.Key
 
 	if p.nested {
@@ -282,6 +269,24 @@ func (c *converter) department(p pending) (*Department, *yaml.Node) {
 	return d, c.list(v[6], r, "children")
 }
 
+// keyAndName reads a row's key and its name field (a department's name, a
+// workplace's title), and derives the key from the name when the row has
+// none. bad marks the fields that were unusable.
+func (c *converter) keyAndName(keyNode, nameNode *yaml.Node, r row, p pending, field string) (key, name string, bad fieldSet) {
+	key, keyOK := c.key(keyNode, r)
+	if !keyOK {
+		bad |= fKey
+	}
+	name, _, ok := c.text(nameNode, r, field)
+	if !ok {
+		bad |= fName
+	}
+	if isNull(keyNode) && keyOK {
+		c.deriveKey(&key, &bad, name, p, r, field)
+	}
+	return key, name, bad
+}
+
 // deriveKey fills in the key of a row that has none.
 func (c *converter) deriveKey(key *string, bad *fieldSet, name string, p pending, r row, from string) {
 	slug := Slug(name)
@@ -312,19 +317,7 @@ func (c *converter) workplace(n *yaml.Node) bool {
 	r.key = peekKey(n)
 	v := c.fields(n, r, workplaceFields)
 	w := Workplace{Line: n.Line}
-	key, keyOK := c.key(v[0], r)
-	if !keyOK {
-		w.bad |= fKey
-	}
-	w.Key = key
-	title, _, ok := c.text(v[1], r, "title")
-	if !ok {
-		w.bad |= fName
-	}
-	w.Title = title
-	if isNull(v[0]) && keyOK {
-		c.deriveKey(&w.Key, &w.bad, w.Title, pending{}, r, "title")
-	}
+	w.Key, w.Title, w.bad = c.keyAndName(v[0], v[1], r, pending{}, "title")
 	r.key = w.Key
 	if l := c.list(v[2], r, "type_ids"); l != nil {
 		for _, item := range l.Content {
