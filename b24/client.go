@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
@@ -199,21 +198,13 @@ func parseBaseURL(what, raw string, httpHosts []string) (*url.URL, error) {
 	switch u.Scheme {
 	case "https":
 	case "http":
-		if !isLoopback(u.Hostname()) && !slices.Contains(httpHosts, strings.ToLower(u.Hostname())) {
+		if !IsLoopbackHost(u.Hostname()) && !slices.Contains(httpHosts, strings.ToLower(u.Hostname())) {
 			return nil, fmt.Errorf("b24: invalid %s: host %q requires https:// (http:// only for loopback hosts)", what, u.Hostname())
 		}
 	default:
 		return nil, fmt.Errorf("b24: invalid %s: scheme %q not supported, use https://", what, u.Scheme)
 	}
 	return u, nil
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 func applyOptions(opts []Option) options {

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/b24queue/b24queue/importer"
+	"github.com/b24queue/b24queue/importer/store"
 	"github.com/b24queue/b24queue/tasks"
 )
 
@@ -85,7 +86,7 @@ func scaleMemory(t *testing.T) {
 	}
 
 	// A 10,000-item import's state (a tree, 10 children per parent).
-	store := importer.NewStore(c, "")
+	imp := store.New(c, "")
 	one := int64(1)
 	f := &importer.File{}
 	for i := range n {
@@ -98,12 +99,12 @@ func scaleMemory(t *testing.T) {
 		f.Departments = append(f.Departments, d)
 	}
 	m2 := usedMemory(t, c)
-	if _, err := store.Create(ctx, "capacity", "default", f.ID(), f); err != nil {
+	if _, err := imp.Create(ctx, "capacity", "default", f.ID(), f); err != nil {
 		t.Fatal(err)
 	}
 	m3 := usedMemory(t, c)
 	for i := range n {
-		if _, err := store.Complete(ctx, "capacity", "d"+strconv.Itoa(i), int64(100+i)); err != nil {
+		if _, err := imp.Complete(ctx, "capacity", "d"+strconv.Itoa(i), int64(100+i)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/b24queue/b24queue/b24"
 	"github.com/b24queue/b24queue/importer"
+	"github.com/b24queue/b24queue/importer/store"
 	"github.com/b24queue/b24queue/internal/config"
 	"github.com/b24queue/b24queue/internal/worker"
 	"github.com/b24queue/b24queue/limiter"
@@ -42,7 +43,7 @@ func TestScaleCluster(t *testing.T) {
 	})
 }
 
-// scaleClusterPackages drives limiter, importer.Store, tasks.Attempts and
+// scaleClusterPackages drives limiter, store.Store, tasks.Attempts and
 // worker.TokenStore through a cluster client made by the config package.
 func scaleClusterPackages(t *testing.T, addrs string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -121,7 +122,7 @@ func scaleClusterPackages(t *testing.T, addrs string) {
 	}
 
 	t.Run("import state", func(t *testing.T) {
-		store := importer.NewStore(rdb, prefix)
+		imports := store.New(rdb, prefix)
 		one := int64(1)
 		f := &importer.File{
 			Departments: []importer.Department{
@@ -134,40 +135,40 @@ func scaleClusterPackages(t *testing.T, addrs string) {
 		}
 		for i := range 4 { // several IDs: their slots differ
 			id := fmt.Sprintf("imp-%d", i)
-			if existing, err := store.Create(ctx, id, portals[0], "digest", f); err != nil || existing {
+			if existing, err := imports.Create(ctx, id, portals[0], "digest", f); err != nil || existing {
 				t.Fatalf("Create %s = %v, %v", id, existing, err)
 			}
-			if existing, err := store.Create(ctx, id, portals[0], "digest", f); err != nil || !existing {
+			if existing, err := imports.Create(ctx, id, portals[0], "digest", f); err != nil || !existing {
 				t.Fatalf("second Create %s = %v, %v; want existing", id, existing, err)
 			}
-			rel, err := store.Releasable(ctx, id)
+			rel, err := imports.Releasable(ctx, id)
 			if err != nil || len(rel) != 2 {
 				t.Fatalf("Releasable = %v, %v; want root and w", rel, err)
 			}
-			kids, err := store.Complete(ctx, id, "root", 10)
+			kids, err := imports.Complete(ctx, id, "root", 10)
 			if err != nil || len(kids) != 2 {
 				t.Fatalf("Complete root = %v, %v; want a and b", kids, err)
 			}
-			if n, err := store.MarkQueued(ctx, id, "a", "b"); err != nil || n != 2 {
+			if n, err := imports.MarkQueued(ctx, id, "a", "b"); err != nil || n != 2 {
 				t.Fatalf("MarkQueued = %d, %v", n, err)
 			}
-			if got, ok, err := store.Existing(ctx, id, "root"); err != nil || !ok || got != 10 {
+			if got, ok, err := imports.Existing(ctx, id, "root"); err != nil || !ok || got != 10 {
 				t.Fatalf("Existing root = %d, %v, %v", got, ok, err)
 			}
-			if n, err := store.Fail(ctx, id, "a", "boom"); err != nil || n != 2 {
+			if n, err := imports.Fail(ctx, id, "a", "boom"); err != nil || n != 2 {
 				t.Fatalf("Fail a = %d, %v; want a and a1", n, err)
 			}
-			if reset, err := store.ResetFailed(ctx, id); err != nil || len(reset) != 2 {
+			if reset, err := imports.ResetFailed(ctx, id); err != nil || len(reset) != 2 {
 				t.Fatalf("ResetFailed = %v, %v", reset, err)
 			}
-			st, err := store.Status(ctx, id)
+			st, err := imports.Status(ctx, id)
 			if err != nil || st.Counts.Created != 1 || st.Counts.Total != 5 {
 				t.Fatalf("Status = %+v, %v", st, err)
 			}
-			if err := store.Delete(ctx, id); err != nil {
+			if err := imports.Delete(ctx, id); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := store.Status(ctx, id); !errors.Is(err, importer.ErrNotFound) {
+			if _, err := imports.Status(ctx, id); !errors.Is(err, store.ErrNotFound) {
 				t.Fatalf("Status after Delete = %v, want ErrNotFound", err)
 			}
 		}

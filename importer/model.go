@@ -2,9 +2,10 @@
 // validated model of departments and workplaces, and plans the order in which
 // they can be created: parents before children.
 //
-// The files in this package named model.go, parse.go, validate.go and plan.go
-// are pure: no I/O beyond reading the file, no Redis, no queue. A typical
-// caller does
+// The package is pure: no I/O beyond reading the file, no Redis, no queue
+// (the Redis state of an import is package importer/store). Parsing is
+// split by format: parse.go (shared), parse_json.go, parse_yaml.go,
+// parse_tree.go (JSON and YAML rows) and parse_csv.go. A typical caller does
 //
 //	f, raw, err := importer.ParseFile(path) // syntax errors: *ValidationError
 //	if err == nil {

@@ -26,101 +26,21 @@ import (
 // Validate is iterative (no recursion over the tree) and O(rows): 10,000
 // departments take a few milliseconds. It does not modify f.
 func (f *File) Validate() error {
-	v := validator{probs: append([]Problem(nil), f.problems...)}
+	v := validator{
+		probs: append([]Problem(nil), f.problems...),
+		seen:  make(map[string]firstUse, len(f.Departments)+len(f.Workplaces)),
+		index: make(map[string]int, len(f.Departments)),
+	}
 	if len(f.Departments)+len(f.Workplaces) == 0 && len(f.problems) == 0 {
 		v.probs = append(v.probs, Problem{Message: "the file has no departments and no workplaces"})
 	}
-
-	type first struct {
-		kind string
-		line int
-	}
-	seen := make(map[string]first, len(f.Departments)+len(f.Workplaces))
-	index := make(map[string]int, len(f.Departments)) // department key → first index
-	checkKey := func(r row, bad fieldSet) {
-		if bad&fKey != 0 {
-			return
-		}
-		if v.text(r, "key", r.key) {
-			if s, dup := seen[r.key]; dup {
-				v.add(r, "duplicate key (first used by the %s at line %d)", s.kind, s.line)
-			} else {
-				seen[r.key] = first{r.kind, r.line}
-			}
-		}
-	}
-
-	zeroLine := 0 // line of the first parent_id 0
 	for i := range f.Departments {
-		d := &f.Departments[i]
-		r := row{kind: "department", key: d.Key, line: d.Line}
-		checkKey(r, d.bad)
-		if _, ok := index[d.Key]; !ok && d.bad&fKey == 0 && d.Key != "" {
-			index[d.Key] = i
-		}
-		if d.bad&fName == 0 {
-			v.text(r, "name", d.Name)
-		}
-		if d.bad&(fParent|fParentID) == 0 {
-			switch {
-			case d.Parent != "" && d.ParentID != nil:
-				v.add(r, "has both parent %q and parent_id %d; give only one", d.Parent, *d.ParentID)
-			case d.Parent == "" && d.ParentID == nil:
-				v.add(r, "has neither parent nor parent_id; give one (parent: a key in this file, parent_id: an existing department's ID)")
-			case d.ParentID != nil && *d.ParentID < 0:
-				v.add(r, "parent_id must be a positive integer (or 0 for a new top-level department), not %d", *d.ParentID)
-			case d.ParentID != nil && *d.ParentID == 0:
-				if zeroLine != 0 {
-					v.add(r, "more than one new top-level department (parent_id 0; the first is at line %d): a file may create at most one", zeroLine)
-				} else {
-					zeroLine = d.Line
-				}
-			}
-		}
-		if d.bad&fSort == 0 && d.Sort < 0 {
-			v.add(r, "sort must be 0 or more, not %d", d.Sort)
-		}
-		if d.bad&fHead == 0 && d.Head < 0 {
-			v.add(r, "head must be a user ID (a positive integer), not %d", d.Head)
-		}
+		v.department(i, &f.Departments[i])
 	}
 	for i := range f.Workplaces {
-		w := &f.Workplaces[i]
-		r := row{kind: "workplace", key: w.Key, line: w.Line}
-		checkKey(r, w.bad)
-		if w.bad&fName == 0 {
-			v.text(r, "title", w.Title)
-		}
-		if w.bad&fTypeIDs == 0 {
-			for _, id := range w.TypeIDs {
-				if id <= 0 {
-					v.add(r, "type_ids: %d is not a positive integer", id)
-				}
-			}
-		}
+		v.workplace(&f.Workplaces[i])
 	}
-
-	// Resolve parents; -1: no parent in the file (or an unusable one).
-	parent := make([]int32, len(f.Departments))
-	for i := range f.Departments {
-		d := &f.Departments[i]
-		parent[i] = -1
-		if d.Parent == "" || d.bad&fParent != 0 {
-			continue
-		}
-		j, ok := index[d.Parent]
-		if !ok {
-			r := row{kind: "department", key: d.Key, line: d.Line}
-			if s, isWP := seen[d.Parent]; isWP && s.kind == "workplace" {
-				v.add(r, "parent %q is a workplace (line %d), not a department", d.Parent, s.line)
-			} else {
-				v.add(r, "unknown parent %q", d.Parent)
-			}
-			continue
-		}
-		parent[i] = int32(j)
-	}
-	v.cycles(f, parent)
+	v.cycles(f, v.parents(f))
 
 	if len(v.probs) == 0 {
 		return nil
@@ -129,8 +49,114 @@ func (f *File) Validate() error {
 	return &ValidationError{Problems: v.probs}
 }
 
+// firstUse is where a key is first used.
+type firstUse struct {
+	kind string
+	line int
+}
+
+// validator collects the problems of one File.
 type validator struct {
 	probs []Problem
+	seen  map[string]firstUse // every usable key → its first use
+	index map[string]int      // department key → first index
+	// zeroLine is the line of the first parent_id 0 (0: none yet).
+	zeroLine int
+}
+
+// key checks a row's key and that no other row used it before.
+func (v *validator) key(r row, bad fieldSet) {
+	if bad&fKey != 0 {
+		return
+	}
+	if v.text(r, "key", r.key) {
+		if s, dup := v.seen[r.key]; dup {
+			v.add(r, "duplicate key (first used by the %s at line %d)", s.kind, s.line)
+		} else {
+			v.seen[r.key] = firstUse{r.kind, r.line}
+		}
+	}
+}
+
+// department checks the fields of department i.
+func (v *validator) department(i int, d *Department) {
+	r := row{kind: "department", key: d.Key, line: d.Line}
+	v.key(r, d.bad)
+	if _, ok := v.index[d.Key]; !ok && d.bad&fKey == 0 && d.Key != "" {
+		v.index[d.Key] = i
+	}
+	if d.bad&fName == 0 {
+		v.text(r, "name", d.Name)
+	}
+	if d.bad&(fParent|fParentID) == 0 {
+		v.parentFields(r, d)
+	}
+	if d.bad&fSort == 0 && d.Sort < 0 {
+		v.add(r, "sort must be 0 or more, not %d", d.Sort)
+	}
+	if d.bad&fHead == 0 && d.Head < 0 {
+		v.add(r, "head must be a user ID (a positive integer), not %d", d.Head)
+	}
+}
+
+// parentFields checks that a department has exactly one of parent and
+// parent_id, a usable parent_id, and that parent_id 0 is used once.
+func (v *validator) parentFields(r row, d *Department) {
+	switch {
+	case d.Parent != "" && d.ParentID != nil:
+		v.add(r, "has both parent %q and parent_id %d; give only one", d.Parent, *d.ParentID)
+	case d.Parent == "" && d.ParentID == nil:
+		v.add(r, "has neither parent nor parent_id; give one (parent: a key in this file, parent_id: an existing department's ID)")
+	case d.ParentID != nil && *d.ParentID < 0:
+		v.add(r, "parent_id must be a positive integer (or 0 for a new top-level department), not %d", *d.ParentID)
+	case d.ParentID != nil && *d.ParentID == 0:
+		if v.zeroLine != 0 {
+			v.add(r, "more than one new top-level department (parent_id 0; the first is at line %d): a file may create at most one", v.zeroLine)
+		} else {
+			v.zeroLine = d.Line
+		}
+	}
+}
+
+// workplace checks the fields of a workplace.
+func (v *validator) workplace(w *Workplace) {
+	r := row{kind: "workplace", key: w.Key, line: w.Line}
+	v.key(r, w.bad)
+	if w.bad&fName == 0 {
+		v.text(r, "title", w.Title)
+	}
+	if w.bad&fTypeIDs == 0 {
+		for _, id := range w.TypeIDs {
+			if id <= 0 {
+				v.add(r, "type_ids: %d is not a positive integer", id)
+			}
+		}
+	}
+}
+
+// parents resolves every department's parent key to its index; -1: no
+// parent in the file (or an unusable one, reported here or before).
+func (v *validator) parents(f *File) []int32 {
+	parent := make([]int32, len(f.Departments))
+	for i := range f.Departments {
+		d := &f.Departments[i]
+		parent[i] = -1
+		if d.Parent == "" || d.bad&fParent != 0 {
+			continue
+		}
+		j, ok := v.index[d.Parent]
+		if !ok {
+			r := row{kind: "department", key: d.Key, line: d.Line}
+			if s, isWP := v.seen[d.Parent]; isWP && s.kind == "workplace" {
+				v.add(r, "parent %q is a workplace (line %d), not a department", d.Parent, s.line)
+			} else {
+				v.add(r, "unknown parent %q", d.Parent)
+			}
+			continue
+		}
+		parent[i] = int32(j)
+	}
+	return parent
 }
 
 func (v *validator) add(r row, format string, args ...any) {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/b24queue/b24queue/importer"
+	"github.com/b24queue/b24queue/importer/store"
 )
 
 // BenchmarkImportBatchVsSingle imports the same 100-item tree (depth 3, 90
@@ -62,7 +63,7 @@ func BenchmarkImportBatchVsSingle(b *testing.B) {
 
 // importAndWaitSingle submits f without batch mode and waits until it is
 // done; safe on any goroutine.
-func importAndWaitSingle(b *bundle, f *importer.File, timeout time.Duration) (importer.Status, error) {
+func importAndWaitSingle(b *bundle, f *importer.File, timeout time.Duration) (store.Status, error) {
 	bs := &batchSetup{bundle: b, bimports: b.imports}
 	return bs.importAndWait(f, timeout)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/b24queue/b24queue/importer"
+	"github.com/b24queue/b24queue/importer/store"
 	"github.com/b24queue/b24queue/internal/testutil"
 )
 
@@ -70,20 +71,20 @@ func (bs *batchSetup) startBatch(t testing.TB, cfg BatchConfig, servers int) {
 
 // waitBatchDone is waitDone that says where the unfinished items are (the
 // queue's tasks by state and its groups) when the import does not finish.
-func (bs *batchSetup) waitBatchDone(t testing.TB, importID string, timeout time.Duration) importer.Status {
+func (bs *batchSetup) waitBatchDone(t testing.TB, importID string, timeout time.Duration) store.Status {
 	t.Helper()
 	return waitImportDone(t, bs.imports, importID, timeout, bs.where)
 }
 
 // importAndWait submits f in batch mode and waits until it is done. It may
 // run on any goroutine: it reports problems as an error, never through t.
-func (bs *batchSetup) importAndWait(f *importer.File, timeout time.Duration) (importer.Status, error) {
+func (bs *batchSetup) importAndWait(f *importer.File, timeout time.Duration) (store.Status, error) {
 	ctx := context.Background()
 	res, err := bs.bimports.Submit(ctx, bs.portal, "", f)
 	if err != nil {
-		return importer.Status{}, err
+		return store.Status{}, err
 	}
-	var st importer.Status
+	var st store.Status
 	var serr error
 	err = testutil.Poll(timeout, func() (bool, string) {
 		st, serr = bs.imports.Status(ctx, res.ID)

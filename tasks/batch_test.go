@@ -15,6 +15,7 @@ import (
 	"github.com/b24queue/b24queue/b24"
 	"github.com/b24queue/b24queue/b24/b24test"
 	"github.com/b24queue/b24queue/importer"
+	"github.com/b24queue/b24queue/importer/store"
 	"github.com/b24queue/b24queue/internal/testutil"
 	"github.com/b24queue/b24queue/limiter"
 )
@@ -84,7 +85,7 @@ func TestAggregate(t *testing.T) {
 
 // batchImport runs f through a batch-mode fleet and returns the finished
 // status.
-func batchImport(t *testing.T, bs *batchSetup, f *importer.File, timeout time.Duration) importer.Status {
+func batchImport(t *testing.T, bs *batchSetup, f *importer.File, timeout time.Duration) store.Status {
 	t.Helper()
 	res, err := bs.bimports.Submit(context.Background(), bs.portal, "", f)
 	if err != nil {
@@ -124,7 +125,7 @@ func TestBatchImport2000(t *testing.T) {
 		faults  b24test.Faults
 		bs      *batchSetup
 		f       *importer.File
-		st      importer.Status
+		st      store.Status
 		err     error
 		elapsed time.Duration
 	}
@@ -154,7 +155,7 @@ func TestBatchImport2000(t *testing.T) {
 			if r.err != nil {
 				t.Fatal(r.err)
 			}
-			if r.st.Counts != (importer.Counts{Total: 2050, Created: 2050}) {
+			if r.st.Counts != (store.Counts{Total: 2050, Created: 2050}) {
 				t.Fatalf("counts %+v, failed %v", r.st.Counts, r.st.Failed)
 			}
 			checkSimulator(t, r.bs.bundle, r.f, r.st)
@@ -188,7 +189,7 @@ func TestBatchLostResponseLooksUp(t *testing.T) {
 	}()
 	f := treeFile([]int{1, 4, 60}, 8)
 	st := batchImport(t, bs, f, 40*time.Second)
-	if st.Counts != (importer.Counts{Total: 73, Created: 73}) {
+	if st.Counts != (store.Counts{Total: 73, Created: 73}) {
 		t.Fatalf("counts %+v, failed %v", st.Counts, st.Failed)
 	}
 	checkSimulator(t, b, f, st)
@@ -212,7 +213,7 @@ func TestBatchDisabledCallByCall(t *testing.T) {
 	if d := time.Since(start); d > 15*time.Second {
 		t.Errorf("B24_BATCH=0 took %v for %d items: items must still be aggregated, only sent one by one", d, st.Counts.Total)
 	}
-	if st.Counts != (importer.Counts{Total: st.Counts.Total, Created: st.Counts.Total}) || st.Counts.Total < 60 {
+	if st.Counts != (store.Counts{Total: st.Counts.Total, Created: st.Counts.Total}) || st.Counts.Total < 60 {
 		t.Fatalf("counts %+v, failed %v", st.Counts, st.Failed)
 	}
 	checkSimulator(t, b, f, st)
@@ -297,7 +298,7 @@ func TestBatchPartialFailure(t *testing.T) {
 		Workplaces: []importer.Workplace{{Key: "w", Title: "HR"}},
 	}
 	st := batchImport(t, bs, f, 15*time.Second)
-	if st.Counts != (importer.Counts{Total: 5, Created: 3, Failed: 2}) {
+	if st.Counts != (store.Counts{Total: 5, Created: 3, Failed: 2}) {
 		t.Fatalf("counts %+v, failed %v", st.Counts, st.Failed)
 	}
 	if r := st.Failed["bad"]; !strings.Contains(r, "ERROR_CORE") {
@@ -326,7 +327,7 @@ func TestBatchFinalFailureFailsItems(t *testing.T) {
 		{Key: "c", Name: "C", Parent: "a"},
 	}}
 	st := batchImport(t, bs, f, 15*time.Second)
-	if st.Counts != (importer.Counts{Total: 3, Failed: 3}) {
+	if st.Counts != (store.Counts{Total: 3, Failed: 3}) {
 		t.Fatalf("counts %+v, failed %v", st.Counts, st.Failed)
 	}
 	for _, k := range []string{"a", "b"} {
@@ -369,7 +370,7 @@ func TestBatchOperatingTimePerMethod(t *testing.T) {
 		t.Error(`"batch" is blocked: commands were billed to the batch`)
 	}
 	st := b.waitDone(t, res.ID, 30*time.Second)
-	if st.Counts != (importer.Counts{Total: 40, Created: 40}) {
+	if st.Counts != (store.Counts{Total: 40, Created: 40}) {
 		t.Fatalf("counts %+v, failed %v", st.Counts, st.Failed)
 	}
 	checkSimulator(t, b, f, st)
@@ -410,7 +411,7 @@ func TestBatchResubmitWhileRunningCreatesNothingTwice(t *testing.T) {
 		t.Fatalf("second Submit = %+v: no copies were queued, the test proves nothing", again)
 	}
 	st := bs.waitBatchDone(t, res.ID, 30*time.Second)
-	if st.Counts != (importer.Counts{Total: 23, Created: 23}) {
+	if st.Counts != (store.Counts{Total: 23, Created: 23}) {
 		t.Fatalf("counts %+v, failed %v", st.Counts, st.Failed)
 	}
 	bs.waitIdle(t, 10*time.Second) // the copies' batches finish too

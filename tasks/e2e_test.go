@@ -14,6 +14,7 @@ import (
 
 	"github.com/b24queue/b24queue/b24"
 	"github.com/b24queue/b24queue/importer"
+	"github.com/b24queue/b24queue/importer/store"
 )
 
 func pid(n int64) *int64 { return &n }
@@ -50,7 +51,7 @@ func treeFile(levels []int, nWP int) *importer.File {
 // checkSimulator asserts that every department and workplace of f exists in
 // the simulator exactly once, under the ID the status records, with the
 // right name and the right parent.
-func checkSimulator(t *testing.T, b *bundle, f *importer.File, st importer.Status) {
+func checkSimulator(t *testing.T, b *bundle, f *importer.File, st store.Status) {
 	t.Helper()
 	depts := map[int64]struct {
 		name   string
@@ -117,7 +118,7 @@ func TestImportTreeEndToEndAndAgain(t *testing.T) {
 		t.Fatalf("Submit = %+v, want %+v", res, wantRes)
 	}
 	st := b.waitDone(t, res.ID, 45*time.Second)
-	if st.Counts != (importer.Counts{Total: 505, Created: 505}) || len(st.Failed) != 0 {
+	if st.Counts != (store.Counts{Total: 505, Created: 505}) || len(st.Failed) != 0 {
 		t.Fatalf("status = %+v, failed %v", st.Counts, st.Failed)
 	}
 	checkSimulator(t, b, f, st)
@@ -164,7 +165,7 @@ func TestFailedParentFailsSubtree(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := b.waitDone(t, res.ID, 20*time.Second)
-	if st.Counts != (importer.Counts{Total: 7, Created: 3, Failed: 4}) {
+	if st.Counts != (store.Counts{Total: 7, Created: 3, Failed: 4}) {
 		t.Fatalf("counts = %+v, failed = %v", st.Counts, st.Failed)
 	}
 	if r := st.Failed["bad"]; !strings.Contains(r, "ERROR_CORE") {
@@ -221,7 +222,7 @@ func TestCrashBetweenCreateAndReleaseLosesNothing(t *testing.T) {
 	if !tracker.crashed.Load() {
 		t.Fatal("the crash was not simulated")
 	}
-	if st.Counts != (importer.Counts{Total: 5, Created: 5}) {
+	if st.Counts != (store.Counts{Total: 5, Created: 5}) {
 		t.Fatalf("counts = %+v, failed %v", st.Counts, st.Failed)
 	}
 	checkSimulator(t, b, f, st)
@@ -257,7 +258,7 @@ func TestSubmitRetriesFailedItems(t *testing.T) {
 		t.Fatal(err)
 	}
 	st, _ := b.imports.Status(ctx, res.ID)
-	if st.Counts != (importer.Counts{Total: 7, Pending: 1, Failed: 6}) {
+	if st.Counts != (store.Counts{Total: 7, Pending: 1, Failed: 6}) {
 		t.Fatalf("counts after failure = %+v", st.Counts)
 	}
 	res, err = b.imports.Submit(ctx, b.portal, "retry-1", f)
@@ -269,7 +270,7 @@ func TestSubmitRetriesFailedItems(t *testing.T) {
 	}
 	b.start(t, nil)
 	st = b.waitDone(t, res.ID, 20*time.Second)
-	if st.Counts != (importer.Counts{Total: 7, Created: 7}) || len(st.Failed) != 0 {
+	if st.Counts != (store.Counts{Total: 7, Created: 7}) || len(st.Failed) != 0 {
 		t.Fatalf("counts = %+v, failed %v", st.Counts, st.Failed)
 	}
 	checkSimulator(t, b, f, st)
@@ -309,7 +310,7 @@ func TestSubmitRetriesFailedItemsLookingUpFirst(t *testing.T) {
 	}
 	bs.startBatch(t, BatchServerConfig(true), 1)
 	st := bs.waitBatchDone(t, res.ID, 20*time.Second)
-	if st.Counts != (importer.Counts{Total: 3, Created: 3}) {
+	if st.Counts != (store.Counts{Total: 3, Created: 3}) {
 		t.Fatalf("counts = %+v, failed %v", st.Counts, st.Failed)
 	}
 	if st.Created["d0"] != rootID {
@@ -328,7 +329,7 @@ func TestSubmitRejectsInvalidFileAndWritesNothing(t *testing.T) {
 	if !ok || len(verr.Problems) != 2 {
 		t.Fatalf("Submit = %#v, want the *importer.ValidationError with 2 problems", err)
 	}
-	if _, err := b.imports.Status(ctx, "bad-1"); !errors.Is(err, importer.ErrNotFound) {
+	if _, err := b.imports.Status(ctx, "bad-1"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Status after a rejected file = %v, want ErrNotFound", err)
 	}
 	good := treeFile([]int{1}, 0)
@@ -340,7 +341,7 @@ func TestSubmitRejectsInvalidFileAndWritesNothing(t *testing.T) {
 	if _, err := b.imports.Submit(ctx, b.portal, "same-id", good); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.imports.Submit(ctx, b.portal, "same-id", treeFile([]int{1}, 1)); !errors.Is(err, importer.ErrConflict) {
+	if _, err := b.imports.Submit(ctx, b.portal, "same-id", treeFile([]int{1}, 1)); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("same ID, other content: %v, want ErrConflict", err)
 	}
 }

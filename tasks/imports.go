@@ -11,10 +11,11 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/b24queue/b24queue/importer"
+	"github.com/b24queue/b24queue/importer/store"
 )
 
 // Imports runs org-structure imports on the queue: Submit writes an import's
-// state (importer.Store) and enqueues what can start at once, and, as the
+// state (store.Store) and enqueues what can start at once, and, as the
 // Handler's ImportTracker, it records every created item and enqueues its
 // children as soon as their parent's ID is known. The queue therefore never
 // holds more of a tree than is ready to run, and a child always carries its
@@ -24,7 +25,7 @@ import (
 // given to NewImports must point at the same Redis database (the inspector
 // that cleans archived tasks on a re-run is built on rdb).
 type Imports struct {
-	store     *importer.Store
+	store     *store.Store
 	client    *asynq.Client
 	inspector *asynq.Inspector
 	logger    *slog.Logger
@@ -47,14 +48,14 @@ func WithBatch(on bool) ImportsOption { return func(im *Imports) { im.batch = on
 var _ ImportTracker = (*Imports)(nil)
 
 // NewImports returns an Imports keeping state under prefix ("" means
-// importer.DefaultStorePrefix) in rdb and enqueueing with client. logger may
+// the default key prefix) in rdb and enqueueing with client. logger may
 // be nil. It does not contact Redis.
 func NewImports(rdb redis.UniversalClient, client *asynq.Client, prefix string, logger *slog.Logger, opts ...ImportsOption) *Imports {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	im := &Imports{
-		store:     importer.NewStore(rdb, prefix, importer.WithStoreLogger(logger)),
+		store:     store.New(rdb, prefix, store.WithLogger(logger)),
 		client:    client,
 		inspector: asynq.NewInspectorFromRedisClient(rdb),
 		logger:    logger,
@@ -69,7 +70,7 @@ func NewImports(rdb redis.UniversalClient, client *asynq.Client, prefix string, 
 func (im *Imports) Batch() bool { return im.batch }
 
 // Store returns the underlying import state, for tools and tests.
-func (im *Imports) Store() *importer.Store { return im.store }
+func (im *Imports) Store() *store.Store { return im.store }
 
 // ImportTaskID is the asynq task ID of an import item: "import:ID:KEY". It
 // is deterministic, so enqueueing an item twice is refused by asynq with
@@ -98,9 +99,10 @@ type SubmitResult struct {
 
 // Submit validates f and starts (or resumes) the import on portal ("" means
 // DefaultPortal). An empty importID is derived from the file's content
-// (f.ID(), with "-PORTAL" appended for a portal other than the default, so
-// that one file can go to two portals). A file that is not valid returns
-// f.Validate()'s *importer.ValidationError untouched and writes nothing.
+// (DerivedImportID: f.ID(), with "-PORTAL" appended for a portal other than
+// the default, so that one file can go to two portals). A file that is not
+// valid returns f.Validate()'s *importer.ValidationError untouched and
+// writes nothing.
 //
 // Submitting an import that exists with the same content resumes it:
 //   - created items are skipped;
@@ -113,7 +115,7 @@ type SubmitResult struct {
 //     enqueued.
 //
 // The same import ID with other content (or another portal) wraps
-// importer.ErrConflict. Submit is safe to call again after any error.
+// store.ErrConflict. Submit is safe to call again after any error.
 func (im *Imports) Submit(ctx context.Context, portal, importID string, f *importer.File) (SubmitResult, error) {
 	if portal == "" {
 		portal = DefaultPortal
@@ -126,10 +128,7 @@ func (im *Imports) Submit(ctx context.Context, portal, importID string, f *impor
 	}
 	digest := f.ID()
 	if importID == "" {
-		importID = digest
-		if portal != DefaultPortal {
-			importID += "-" + portal
-		}
+		importID = derivedImportID(portal, digest)
 	}
 	if err := importer.ValidateID(importID); err != nil {
 		return SubmitResult{}, err
@@ -196,7 +195,7 @@ func (im *Imports) retryFailed(ctx context.Context, portal, importID string) ([]
 // after the portal created them (retries exhausted on lost answers, a
 // verify group that gave up), so in batch mode they go to the verify group,
 // whose batches look every item up before creating it.
-func (im *Imports) enqueue(ctx context.Context, portal, importID string, items []importer.Item, verify ...string) (int, error) {
+func (im *Imports) enqueue(ctx context.Context, portal, importID string, items []store.Item, verify ...string) (int, error) {
 	enqueued := 0
 	keys := make([]string, 0, len(items))
 	lookFirst := make(map[string]bool, len(verify))
@@ -229,7 +228,7 @@ func (im *Imports) enqueue(ctx context.Context, portal, importID string, items [
 
 // itemTask builds the task of an import item, grouped for batch mode when
 // batch is set (in the verify group when verify is set too).
-func itemTask(portal, importID string, it importer.Item, batch, verify bool) (*asynq.Task, error) {
+func itemTask(portal, importID string, it store.Item, batch, verify bool) (*asynq.Task, error) {
 	opts := []asynq.Option{asynq.TaskID(ImportTaskID(importID, it.Key))}
 	group := func(method string) asynq.Option {
 		if verify {
@@ -237,7 +236,7 @@ func itemTask(portal, importID string, it importer.Item, batch, verify bool) (*a
 		}
 		return asynq.Group(BatchGroup(portal, method))
 	}
-	if it.Kind == importer.KindWorkplace {
+	if it.Kind == store.KindWorkplace {
 		if batch {
 			opts = append(opts, group(methodWorkplaceAdd))
 		}
@@ -251,10 +250,10 @@ func itemTask(portal, importID string, it importer.Item, batch, verify bool) (*a
 	}, opts...)
 }
 
-// Status returns the import's state; the JSON encoding of importer.Status is
+// Status returns the import's state; the JSON encoding of store.Status is
 // the `enqueue status --json` shape. An unknown import wraps
-// importer.ErrNotFound.
-func (im *Imports) Status(ctx context.Context, importID string) (importer.Status, error) {
+// store.ErrNotFound.
+func (im *Imports) Status(ctx context.Context, importID string) (store.Status, error) {
 	return im.store.Status(ctx, importID)
 }
 
@@ -263,7 +262,7 @@ func (im *Imports) Status(ctx context.Context, importID string) (importer.Status
 // standalone create.
 func (im *Imports) Existing(ctx context.Context, importID, key string) (int64, bool, error) {
 	id, ok, err := im.store.Existing(ctx, importID, key)
-	if errors.Is(err, importer.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) {
 		im.logger.WarnContext(ctx, "import state not found; creating without it", "import_id", importID, "key", key)
 		return 0, false, nil
 	}
@@ -278,7 +277,7 @@ func (im *Imports) Existing(ctx context.Context, importID, key string) (int64, b
 // deterministic task IDs make a second enqueue a no-op).
 func (im *Imports) Created(ctx context.Context, importID, key string, id int64) error {
 	children, err := im.store.Complete(ctx, importID, key, id)
-	if errors.Is(err, importer.ErrNotFound) || errors.Is(err, importer.ErrUnknownItem) {
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrUnknownItem) {
 		// Nothing to release: the object exists, which is what the task was for.
 		im.logger.WarnContext(ctx, "created an item the import state does not know", "import_id", importID, "key", key, "id", id, "err", err)
 		return nil
@@ -295,11 +294,11 @@ func (im *Imports) Created(ctx context.Context, importID, key string, id int64) 
 }
 
 // Failed implements ImportTracker: it fails the item and its subtree (see
-// importer.Store.Fail). A failure of an item the state does not know is
+// store.Store.Fail). A failure of an item the state does not know is
 // logged and dropped.
 func (im *Imports) Failed(ctx context.Context, importID, key, reason string) error {
 	n, err := im.store.Fail(ctx, importID, key, reason)
-	if errors.Is(err, importer.ErrNotFound) || errors.Is(err, importer.ErrUnknownItem) {
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrUnknownItem) {
 		im.logger.WarnContext(ctx, "failed item the import state does not know", "import_id", importID, "key", key, "err", err)
 		return nil
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/b24queue/b24queue/b24/b24test"
-	"github.com/b24queue/b24queue/importer"
+	"github.com/b24queue/b24queue/importer/store"
 	"github.com/b24queue/b24queue/internal/testutil"
 	"github.com/b24queue/b24queue/limiter"
 )
@@ -133,16 +133,16 @@ func (b *bundle) start(t testing.TB, h *Handler) {
 }
 
 // waitDone polls the import's status until it is done or timeout passes.
-func (b *bundle) waitDone(t testing.TB, importID string, timeout time.Duration) importer.Status {
+func (b *bundle) waitDone(t testing.TB, importID string, timeout time.Duration) store.Status {
 	t.Helper()
 	return waitImportDone(t, b.imports, importID, timeout, nil)
 }
 
 // waitImportDone polls im's status of importID until it is done or timeout
 // passes; describe, if set, adds where the unfinished items are.
-func waitImportDone(t testing.TB, im *Imports, importID string, timeout time.Duration, describe func() string) importer.Status {
+func waitImportDone(t testing.TB, im *Imports, importID string, timeout time.Duration, describe func() string) store.Status {
 	t.Helper()
-	var st importer.Status
+	var st store.Status
 	testutil.WaitFor(t, timeout, "import "+importID+" done", func() (bool, string) {
 		var err error
 		if st, err = im.Status(context.Background(), importID); err != nil {

@@ -38,7 +38,27 @@ const (
 // weight.
 func QueueName(portal string) string { return "b24:" + portal }
 
-var portalName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+// PortalNamePattern is the rule for portal names: 1 to 63 lower-case ASCII
+// letters, digits, '_' and '-', starting with a letter or digit. A portal's
+// name goes into its queue name, its Redis hash tag and metric labels, so
+// the rule keeps braces, ':' and white space out. Every producer and the
+// worker's configuration check names against it.
+const PortalNamePattern = `^[a-z0-9][a-z0-9_-]{0,62}$`
+
+var portalName = regexp.MustCompile(PortalNamePattern)
+
+// ValidPortalName reports whether name matches [PortalNamePattern].
+func ValidPortalName(name string) bool { return portalName.MatchString(name) }
+
+// CheckPortalName returns nil for a valid portal name and otherwise an
+// error worded for the producer's user: `portal "NAME": must match
+// PATTERN`.
+func CheckPortalName(name string) error {
+	if !ValidPortalName(name) {
+		return fmt.Errorf("portal %q: must match %s", name, PortalNamePattern)
+	}
+	return nil
+}
 
 // MaxNameLength is the longest department name or workplace title accepted,
 // in characters.
@@ -54,8 +74,8 @@ func (e *ValidationError) Error() string {
 }
 
 func checkPortal(p string, problems []string) []string {
-	if !portalName.MatchString(p) {
-		problems = append(problems, fmt.Sprintf("portal %q: must match %s", p, portalName))
+	if err := CheckPortalName(p); err != nil {
+		problems = append(problems, err.Error())
 	}
 	return problems
 }

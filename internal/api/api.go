@@ -1,7 +1,7 @@
 // Package api is the worker's HTTP enqueue API for services not written in
 // Go: one department, one workplace, a whole import, an import's status. It
-// accepts and rejects exactly what the enqueue command does (the same
-// constructors and the same importer validation), and answers in JSON.
+// accepts and rejects exactly what the enqueue command does (both go
+// through tasks.Producer), and answers in JSON.
 //
 // Authentication is not done here: the worker mounts this handler behind the
 // side port's basic auth (worker.Mount).
@@ -22,7 +22,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/b24queue/b24queue/importer"
-	"github.com/b24queue/b24queue/internal/config"
+	"github.com/b24queue/b24queue/importer/store"
 	"github.com/b24queue/b24queue/tasks"
 )
 
@@ -78,11 +78,11 @@ type WorkplaceRequest struct {
 }
 
 // server holds what the handlers share; it is safe for concurrent use as
-// long as its parts are (asynq.Client and tasks.Imports are).
+// long as its parts are (tasks.Producer and tasks.Imports are).
 type server struct {
-	imports *tasks.Imports
-	client  *asynq.Client
-	logger  *slog.Logger
+	producer *tasks.Producer
+	imports  *tasks.Imports
+	logger   *slog.Logger
 }
 
 // New returns the API handler. Routes (Go 1.22 patterns, full paths, so
@@ -104,7 +104,7 @@ func New(imports *tasks.Imports, client *asynq.Client, logger *slog.Logger) http
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &server{imports: imports, client: client, logger: logger}
+	s := &server{producer: tasks.NewProducer(client, imports), imports: imports, logger: logger}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/departments", s.department)
 	mux.HandleFunc("POST /v1/workplaces", s.workplace)
@@ -221,8 +221,10 @@ func (s *server) department(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, ErrorBody{Error: "invalid department", Problems: []string{"parent is required (0 for a new top-level department)"}})
 		return
 	}
-	task, err := tasks.NewDepartmentTask(tasks.DepartmentPayload{Portal: req.Portal, Name: req.Name, Parent: *req.Parent, Sort: req.Sort, Head: req.Head})
-	s.enqueue(w, r, "department", task, err)
+	ctx, cancel := context.WithTimeout(r.Context(), RequestTimeout)
+	defer cancel()
+	info, err := s.producer.EnqueueDepartment(ctx, tasks.DepartmentPayload{Portal: req.Portal, Name: req.Name, Parent: *req.Parent, Sort: req.Sort, Head: req.Head})
+	s.answerTask(ctx, w, "department", info, err)
 }
 
 func (s *server) workplace(w http.ResponseWriter, r *http.Request) {
@@ -230,32 +232,25 @@ func (s *server) workplace(w http.ResponseWriter, r *http.Request) {
 	if !decodeTask(w, r, &req) {
 		return
 	}
-	task, err := tasks.NewWorkplaceTask(tasks.WorkplacePayload{Portal: req.Portal, Title: req.Title, TypeIDs: req.TypeIDs})
-	s.enqueue(w, r, "workplace", task, err)
-}
-
-// enqueue answers for a task built by a tasks constructor (buildErr is its
-// error): 400 with the problems, 503 if Redis failed, else 202.
-func (s *server) enqueue(w http.ResponseWriter, r *http.Request, what string, task *asynq.Task, buildErr error) {
-	var verr *tasks.ValidationError
-	switch {
-	case errors.As(buildErr, &verr):
-		writeJSON(w, http.StatusBadRequest, ErrorBody{Error: "invalid " + what, Problems: verr.Problems})
-		return
-	case buildErr != nil:
-		s.logger.ErrorContext(r.Context(), "build task", "type", what, "err", buildErr)
-		writeJSON(w, http.StatusInternalServerError, ErrorBody{Error: "could not build the task"})
-		return
-	}
 	ctx, cancel := context.WithTimeout(r.Context(), RequestTimeout)
 	defer cancel()
-	info, err := s.client.EnqueueContext(ctx, task)
-	if err != nil {
+	info, err := s.producer.EnqueueWorkplace(ctx, tasks.WorkplacePayload{Portal: req.Portal, Title: req.Title, TypeIDs: req.TypeIDs})
+	s.answerTask(ctx, w, "workplace", info, err)
+}
+
+// answerTask answers for a task the Producer enqueued (or refused): 400
+// with the problems, 503 if Redis failed, else 202.
+func (s *server) answerTask(ctx context.Context, w http.ResponseWriter, what string, info *asynq.TaskInfo, err error) {
+	var verr *tasks.ValidationError
+	switch {
+	case errors.As(err, &verr):
+		writeJSON(w, http.StatusBadRequest, ErrorBody{Error: "invalid " + what, Problems: verr.Problems})
+	case err != nil:
 		s.logger.ErrorContext(ctx, "enqueue", "type", what, "err", err)
 		writeJSON(w, http.StatusServiceUnavailable, ErrorBody{Error: "could not enqueue: the queue's Redis failed"})
-		return
+	default:
+		writeJSON(w, http.StatusAccepted, TaskAccepted{TaskID: info.ID, Queue: info.Queue})
 	}
-	writeJSON(w, http.StatusAccepted, TaskAccepted{TaskID: info.ID, Queue: info.Queue})
 }
 
 // importFormats maps accepted Content-Types of an import body to formats.
@@ -288,8 +283,8 @@ func (s *server) submitImport(w http.ResponseWriter, r *http.Request) {
 			problems = append(problems, err.Error())
 		}
 	}
-	if !config.ValidPortalName(portal) {
-		problems = append(problems, fmt.Sprintf("portal %q: must match ^[a-z0-9][a-z0-9_-]{0,62}$", portal))
+	if err := tasks.CheckPortalName(portal); err != nil {
+		problems = append(problems, err.Error())
 	}
 	if problems != nil {
 		writeJSON(w, http.StatusBadRequest, ErrorBody{Error: "invalid query", Problems: problems})
@@ -300,17 +295,15 @@ func (s *server) submitImport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f, err := ImportLimits.ParseBytes(format, raw)
-	if err == nil {
-		err = f.Validate()
-	}
 	if s.badImport(w, err) {
 		return
 	}
-	// An empty id is derived by Submit from the content, exactly as for
-	// `enqueue import`, so the same file gets the same ID either way.
+	// The Producer validates the whole file before it writes anything. An
+	// empty id is derived from the content (tasks.DerivedImportID), exactly
+	// as for `enqueue import`, so the same file gets the same ID either way.
 	ctx, cancel := context.WithTimeout(r.Context(), RequestTimeout)
 	defer cancel()
-	res, err := s.imports.Submit(ctx, portal, id, f)
+	res, err := s.producer.SubmitImport(ctx, portal, id, f)
 	if s.badImport(w, err) {
 		return
 	}
@@ -337,7 +330,7 @@ func (s *server) badImport(w http.ResponseWriter, err error) bool {
 	case errors.Is(err, importer.ErrInvalidID):
 		writeJSON(w, http.StatusBadRequest, ErrorBody{Error: "invalid import", Problems: []string{err.Error()}})
 		return true
-	case errors.Is(err, importer.ErrConflict):
+	case errors.Is(err, store.ErrConflict):
 		writeJSON(w, http.StatusConflict, ErrorBody{Error: "an import with this ID exists with other content or for another portal; choose another ?id="})
 		return true
 	}
@@ -366,7 +359,7 @@ func (s *server) importStatus(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	st, err := s.imports.Status(ctx, id)
 	switch {
-	case errors.Is(err, importer.ErrNotFound):
+	case errors.Is(err, store.ErrNotFound):
 		writeJSON(w, http.StatusNotFound, ErrorBody{Error: fmt.Sprintf("no import %q", id)})
 		return
 	case err != nil:

@@ -37,8 +37,8 @@ const PingTimeout = 5 * time.Second
 // use and behaves like [Run]; tests shorten the intervals and set Prefix to
 // keep their Redis keys apart. An App may run several commands concurrently.
 type App struct {
-	// Prefix of the import state's Redis keys; "" means
-	// importer.DefaultStorePrefix, which is also the worker's.
+	// Prefix of the import state's Redis keys; "" means the default
+	// prefix of internal/keys, which is also the worker's.
 	Prefix string
 	// PollInterval is how often --wait reads the import's status; 0 means
 	// progress.DefaultInterval (500 ms).

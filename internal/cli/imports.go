@@ -12,7 +12,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/b24queue/b24queue/importer"
-	"github.com/b24queue/b24queue/internal/config"
+	"github.com/b24queue/b24queue/importer/store"
 	"github.com/b24queue/b24queue/internal/progress"
 	"github.com/b24queue/b24queue/tasks"
 )
@@ -100,24 +100,22 @@ func (e *env) importFile(ctx context.Context, args []string) int {
 	}
 	path := pos[0]
 	portal := e.portalFor(*portalFlag)
-	if !config.ValidPortalName(portal) {
-		return e.usageErr(cmd, "portal %q: must match ^[a-z0-9][a-z0-9_-]{0,62}$", portal)
-	}
-
-	f, err := LoadFile(path)
-	var verr *importer.ValidationError
-	switch {
-	case errors.As(err, &verr):
-		for _, p := range verr.Problems {
-			fmt.Fprintln(e.stderr, FileProblem(path, p))
-		}
-		fmt.Fprintf(e.stderr, "enqueue import: %s: %d problem(s); nothing was enqueued\n", path, len(verr.Problems))
-		return ExitUsage
-	case err != nil:
+	if err := tasks.CheckPortalName(portal); err != nil {
 		return e.usageErr(cmd, "%v", err)
 	}
+
+	// The file is validated before Redis is needed: a wrong file, or a dry
+	// run, never connects.
+	f, err := LoadFile(path)
+	if err != nil {
+		return e.fileErr(cmd, path, err, true)
+	}
 	if *dryRun {
-		fmt.Fprintf(e.stdout, "import %s for portal %s: dry run, nothing enqueued\n%s\n", DerivedID(*id, portal, f), portal, f.Plan())
+		importID := *id
+		if importID == "" {
+			importID = tasks.DerivedImportID(portal, f)
+		}
+		fmt.Fprintf(e.stdout, "import %s for portal %s: dry run, nothing enqueued\n%s\n", importID, portal, f.Plan())
 		return ExitOK
 	}
 
@@ -129,22 +127,9 @@ func (e *env) importFile(ctx context.Context, args []string) int {
 	// Items are grouped for the workers' batch aggregation (B24_BATCH on
 	// the worker decides the batch size; 0 makes batches of one).
 	im := tasks.NewImports(conn.rdb, conn.client, e.app.Prefix, e.logger(), tasks.WithBatch(true))
-	res, err := im.Submit(ctx, portal, *id, f)
-	var tverr *tasks.ValidationError
-	switch {
-	case errors.As(err, &verr):
-		for _, p := range verr.Problems {
-			fmt.Fprintln(e.stderr, FileProblem(path, p))
-		}
-		return ExitUsage
-	case errors.As(err, &tverr):
-		return e.printProblems(cmd, tverr)
-	case errors.Is(err, importer.ErrConflict):
-		return e.usageErr(cmd, "import %s exists with other content or for another portal; give this file another --id", res.ID)
-	case errors.Is(err, importer.ErrInvalidID):
-		return e.usageErr(cmd, "%v", err)
-	case err != nil:
-		return e.fail(cmd, fmt.Errorf("submit to Redis at %s: %w", conn.cfg.Redis, err))
+	res, err := tasks.NewProducer(conn.client, im).SubmitImport(ctx, portal, *id, f)
+	if err != nil {
+		return e.submitErr(cmd, path, conn, res, err)
 	}
 	fmt.Fprintln(e.stdout, SubmitLine(res))
 	if !*wait {
@@ -154,18 +139,39 @@ func (e *env) importFile(ctx context.Context, args []string) int {
 	return e.follow(ctx, cmd, res.ID, im.Status)
 }
 
-// DerivedID is the import ID Submit uses for f on portal when id is empty:
-// the content's ID (f.ID()), with "-PORTAL" appended for a portal other
-// than the default. A non-empty id is returned as is. The dry run prints it
-// so that the user knows the ID before submitting.
-func DerivedID(id, portal string, f *importer.File) string {
-	if id != "" {
-		return id
+// fileErr reports a file that cannot be imported and returns ExitUsage:
+// every problem as FILE:LINE: message, with a closing summary when summary
+// is set, or the error itself (unknown extension, unreadable file).
+func (e *env) fileErr(cmd, path string, err error, summary bool) int {
+	var verr *importer.ValidationError
+	if !errors.As(err, &verr) {
+		return e.usageErr(cmd, "%v", err)
 	}
-	if portal == tasks.DefaultPortal || portal == "" {
-		return f.ID()
+	for _, p := range verr.Problems {
+		fmt.Fprintln(e.stderr, FileProblem(path, p))
 	}
-	return f.ID() + "-" + portal
+	if summary {
+		fmt.Fprintf(e.stderr, "enqueue import: %s: %d problem(s); nothing was enqueued\n", path, len(verr.Problems))
+	}
+	return ExitUsage
+}
+
+// submitErr translates an error of Producer.SubmitImport into a message
+// and an exit code: 2 for what the user can fix, 1 when Redis failed.
+func (e *env) submitErr(cmd, path string, conn *connection, res tasks.SubmitResult, err error) int {
+	var verr *importer.ValidationError
+	var tverr *tasks.ValidationError
+	switch {
+	case errors.As(err, &verr):
+		return e.fileErr(cmd, path, err, false)
+	case errors.As(err, &tverr):
+		return e.printProblems(cmd, tverr)
+	case errors.Is(err, store.ErrConflict):
+		return e.usageErr(cmd, "import %s exists with other content or for another portal; give this file another --id", res.ID)
+	case errors.Is(err, importer.ErrInvalidID):
+		return e.usageErr(cmd, "%v", err)
+	}
+	return e.fail(cmd, fmt.Errorf("submit to Redis at %s: %w", conn.cfg.Redis, err))
 }
 
 // LoadFile parses and validates the import file at path. Problems of the
@@ -207,7 +213,7 @@ func SubmitLine(r tasks.SubmitResult) string {
 }
 
 // snapshot is st for the progress display.
-func snapshot(st importer.Status) progress.Snapshot {
+func snapshot(st store.Status) progress.Snapshot {
 	c := st.Counts
 	return progress.Snapshot{ID: st.ID, Done: st.Done, Counts: progress.Counts{
 		Total: c.Total, Created: c.Created, Pending: c.Pending, Waiting: c.Waiting, Failed: c.Failed,
@@ -216,8 +222,8 @@ func snapshot(st importer.Status) progress.Snapshot {
 
 // follow shows the progress of import id until it is done and returns the
 // exit code: 0 when every item was created, 1 otherwise.
-func (e *env) follow(ctx context.Context, cmd, id string, status func(context.Context, string) (importer.Status, error)) int {
-	var last importer.Status
+func (e *env) follow(ctx context.Context, cmd, id string, status func(context.Context, string) (store.Status, error)) int {
+	var last store.Status
 	src := func(ctx context.Context) (progress.Snapshot, error) {
 		st, err := status(ctx, id)
 		if err != nil {
@@ -274,7 +280,7 @@ func (e *env) status(ctx context.Context, args []string) int {
 	im := tasks.NewImports(conn.rdb, conn.client, e.app.Prefix, e.logger())
 	s, err := im.Status(ctx, pos[0])
 	switch {
-	case errors.Is(err, importer.ErrNotFound):
+	case errors.Is(err, store.ErrNotFound):
 		return e.fail(cmd, fmt.Errorf("no import %q in Redis at %s", pos[0], conn.cfg.Redis))
 	case err != nil:
 		return e.fail(cmd, fmt.Errorf("read import %s: %w", pos[0], err))
@@ -295,7 +301,7 @@ func (e *env) status(ctx context.Context, args []string) int {
 }
 
 // writeStatus prints s for people: state, counts, failures, created IDs.
-func writeStatus(w io.Writer, s importer.Status) {
+func writeStatus(w io.Writer, s store.Status) {
 	state := "in progress"
 	if s.Done {
 		state = "done"

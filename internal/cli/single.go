@@ -51,10 +51,10 @@ func (e *env) department(ctx context.Context, args []string) int {
 	if !set["parent"] {
 		return e.usageErr(cmd, "--parent is required (0 for a new top-level department)")
 	}
-	task, err := tasks.NewDepartmentTask(tasks.DepartmentPayload{
-		Portal: e.portalFor(*portal), Name: *name, Parent: *parent, Sort: *sort, Head: *head,
+	d := tasks.DepartmentPayload{Portal: e.portalFor(*portal), Name: *name, Parent: *parent, Sort: *sort, Head: *head}
+	return e.enqueueOne(ctx, cmd, d.Validate(), func(p *tasks.Producer) (*asynq.TaskInfo, error) {
+		return p.EnqueueDepartment(ctx, d)
 	})
-	return e.enqueueOne(ctx, cmd, task, err)
 }
 
 const workplaceHelp = `Usage: enqueue workplace --title TITLE [--type-ids 1,2,3] [--portal P]
@@ -90,31 +90,45 @@ func (e *env) workplace(ctx context.Context, args []string) int {
 	if err != nil {
 		return e.usageErr(cmd, "--type-ids: %v", err)
 	}
-	task, err := tasks.NewWorkplaceTask(tasks.WorkplacePayload{Portal: e.portalFor(*portal), Title: *title, TypeIDs: ids})
-	return e.enqueueOne(ctx, cmd, task, err)
+	w := tasks.WorkplacePayload{Portal: e.portalFor(*portal), Title: *title, TypeIDs: ids}
+	return e.enqueueOne(ctx, cmd, w.Validate(), func(p *tasks.Producer) (*asynq.TaskInfo, error) {
+		return p.EnqueueWorkplace(ctx, w)
+	})
 }
 
-// enqueueOne enqueues a task built by a tasks constructor (whose error is
-// buildErr) and prints its ID.
-func (e *env) enqueueOne(ctx context.Context, cmd string, task *asynq.Task, buildErr error) int {
-	var verr *tasks.ValidationError
-	switch {
-	case errors.As(buildErr, &verr):
-		return e.printProblems(cmd, verr)
-	case buildErr != nil:
-		return e.fail(cmd, buildErr)
+// enqueueOne enqueues one task with a Producer and prints its ID. invalid
+// is the payload's Validate error: the request is checked before Redis is
+// needed, so that an invalid task exits 2 whatever Redis does; the
+// Producer checks it again by the same rule.
+func (e *env) enqueueOne(ctx context.Context, cmd string, invalid error, enqueue func(*tasks.Producer) (*asynq.TaskInfo, error)) int {
+	if invalid != nil {
+		return e.taskErr(cmd, invalid)
 	}
 	conn, code := e.connect(ctx, cmd)
 	if conn == nil {
 		return code
 	}
 	defer conn.Close()
-	info, err := conn.client.EnqueueContext(ctx, task)
-	if err != nil {
+	info, err := enqueue(tasks.NewProducer(conn.client, nil))
+	var verr *tasks.ValidationError
+	switch {
+	case errors.As(err, &verr):
+		return e.printProblems(cmd, verr)
+	case err != nil:
 		return e.fail(cmd, fmt.Errorf("enqueue to Redis at %s: %w", conn.cfg.Redis, err))
 	}
 	fmt.Fprintln(e.stdout, info.ID)
 	return ExitOK
+}
+
+// taskErr reports a task that cannot be built: every problem of a
+// *tasks.ValidationError (exit 2), or a runtime failure (exit 1).
+func (e *env) taskErr(cmd string, err error) int {
+	var verr *tasks.ValidationError
+	if errors.As(err, &verr) {
+		return e.printProblems(cmd, verr)
+	}
+	return e.fail(cmd, err)
 }
 
 // parseIDs parses "1,2,3" (spaces allowed, empty: none) into positive IDs.

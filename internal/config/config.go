@@ -12,12 +12,13 @@ package config
 import (
 	"fmt"
 	"log/slog"
-	"net"
 	"net/url"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/b24queue/b24queue/b24"
 )
 
 // Limits are the request budget of one Bitrix24 portal, as the limiter
@@ -74,7 +75,7 @@ func (o OAuth) String() string {
 // Portal is one Bitrix24 portal the worker serves. Exactly one of WebhookURL
 // and OAuth is set.
 type Portal struct {
-	// Name is what tasks refer to; it matches ^[a-z0-9][a-z0-9_-]{0,62}$.
+	// Name is what tasks refer to; it matches tasks.PortalNamePattern.
 	// B24_WEBHOOK_URL defines the portal "default"; the portals file names
 	// the others.
 	Name string
@@ -151,7 +152,6 @@ func (p *problems) err() error {
 }
 
 var (
-	portalNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 	// Fallbacks for URLs that do not parse: mask the userinfo and the
 	// segment after /rest/USER/.
 	rawUserinfoRE = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@`)
@@ -259,17 +259,6 @@ func isDigits(s string) bool {
 	return true
 }
 
-// isLoopbackHost reports whether host (no port) is localhost or a loopback
-// IP (127.0.0.0/8, ::1).
-func isLoopbackHost(host string) bool {
-	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
 // urlReason turns a url.Parse error into its reason without the URL itself,
 // which *url.Error quotes in full (with any secret).
 func urlReason(err error) string {
@@ -292,7 +281,7 @@ func checkPortalURL(raw string, httpHosts []string) (*url.URL, string) {
 		return nil, "must be an https:// URL"
 	case u.Host == "" || u.Hostname() == "":
 		return nil, "has no host"
-	case u.Scheme == "http" && !isLoopbackHost(u.Hostname()) && !slices.Contains(httpHosts, strings.ToLower(u.Hostname())):
+	case u.Scheme == "http" && !b24.IsLoopbackHost(u.Hostname()) && !slices.Contains(httpHosts, strings.ToLower(u.Hostname())):
 		return nil, "must be https:// (http:// is accepted for loopback hosts only: 127.0.0.0/8, ::1, localhost; more with B24_INSECURE_HTTP_HOSTS)"
 	case u.User != nil:
 		return nil, "must not contain user:password@"

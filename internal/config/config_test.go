@@ -655,18 +655,6 @@ func TestLoadEnqueueEnv(t *testing.T) {
 	noSecret(t, err.Error())
 }
 
-func TestValidPortalName(t *testing.T) {
-	t.Parallel()
-	for name, want := range map[string]bool{
-		"default": true, "acme": true, "a": true, "0-x_y": true, strings.Repeat("a", 63): true,
-		"": false, "Acme": false, "-acme": false, "_a": false, "a.b": false, strings.Repeat("a", 64): false,
-	} {
-		if got := ValidPortalName(name); got != want {
-			t.Errorf("ValidPortalName(%q) = %t, want %t", name, got, want)
-		}
-	}
-}
-
 func TestInsecureHTTPHostsAllowOnlyTheListedHosts(t *testing.T) {
 	t.Parallel()
 	m := with(minimal, "B24_WEBHOOK_URL", "http://b24sim:8090/rest/1/s3cret-code/")

@@ -1,6 +1,10 @@
 package config
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/b24queue/b24queue/tasks"
+)
 
 // Enqueue is the configuration the enqueue command takes from the
 // environment; its subcommands parse their own flags.
@@ -9,7 +13,8 @@ type Enqueue struct {
 	// redis://127.0.0.1:6379/0; REDIS_CLUSTER_ADDRS wins when set).
 	Redis Redis
 	// Portal is the portal tasks name when --portal is not given
-	// (B24_PORTAL, default "default"); it matches ^[a-z0-9][a-z0-9_-]{0,62}$.
+	// (B24_PORTAL, default tasks.DefaultPortal); it matches
+	// tasks.PortalNamePattern.
 	Portal string
 }
 
@@ -32,18 +37,14 @@ func LoadEnqueueEnv(getenv func(string) string) (Enqueue, error) {
 		e.Redis.URL = DefaultRedisURL
 	}
 	if e.Portal == "" {
-		e.Portal = DefaultPortal
+		e.Portal = tasks.DefaultPortal
 	}
 	validateRedis(e.Redis, "REDIS_URL", p)
-	if !ValidPortalName(e.Portal) {
-		p.addf("B24_PORTAL %q: must match ^[a-z0-9][a-z0-9_-]{0,62}$", e.Portal)
+	if !tasks.ValidPortalName(e.Portal) {
+		p.addf("B24_PORTAL %q: must match %s", e.Portal, tasks.PortalNamePattern)
 	}
 	if err := p.err(); err != nil {
 		return Enqueue{}, err
 	}
 	return e, nil
 }
-
-// ValidPortalName reports whether name is a valid portal name
-// (^[a-z0-9][a-z0-9_-]{0,62}$), for the enqueue command's --portal flag.
-func ValidPortalName(name string) bool { return portalNameRE.MatchString(name) }

@@ -13,15 +13,14 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
-)
 
-// DefaultPortal is the name of the portal B24_WEBHOOK_URL defines, and the
-// portal tasks use when they name none.
-const DefaultPortal = "default"
+	"github.com/b24queue/b24queue/b24"
+	"github.com/b24queue/b24queue/tasks"
+)
 
 // PortalsFileHelp describes the B24_PORTALS_FILE format; WorkerUsage
 // includes it.
-const PortalsFileHelp = `B24_PORTALS_FILE is YAML naming several portals (name: ^[a-z0-9][a-z0-9_-]{0,62}$),
+const PortalsFileHelp = `B24_PORTALS_FILE is YAML naming several portals (name: ` + tasks.PortalNamePattern + `),
 each with exactly one of webhook_url or oauth, and optional limits (unset ones
 inherit B24_RATE, B24_BURST, B24_OPERATING_LIMIT, B24_OPERATING_WINDOW):
 
@@ -144,8 +143,8 @@ func readPortalsFile(path, pathName string, def Limits, getenv func(string) stri
 	for _, name := range names {
 		fp := doc.Portals[name]
 		field := fmt.Sprintf("%s: portals.%s", where, name)
-		if !portalNameRE.MatchString(name) {
-			p.addf("%s: portal name %q must match ^[a-z0-9][a-z0-9_-]{0,62}$", where, name)
+		if !tasks.ValidPortalName(name) {
+			p.addf("%s: portal name %q must match %s", where, name, tasks.PortalNamePattern)
 		}
 		if fp == nil {
 			p.addf("%s: needs webhook_url or oauth", field)
@@ -247,24 +246,13 @@ func webhookProblem(raw, name string, p *problems) string {
 	if raw == "" {
 		return ""
 	}
-	p.secret(webhookSecret(raw))
+	p.secret(b24.WebhookSecret(raw))
 	norm, reason := checkWebhookURL(raw, p.httpHosts)
 	if reason != "" {
 		p.addf("%s %s: %s", name, RedactURL(raw), reason)
 		return ""
 	}
 	return norm
-}
-
-// webhookSecret returns the segment RedactURL hides, for scrubbing.
-func webhookSecret(raw string) string {
-	segs := strings.Split(raw, "/")
-	for i, s := range segs {
-		if s == "rest" && i+2 < len(segs) {
-			return segs[i+2]
-		}
-	}
-	return ""
 }
 
 // limitNames names the four limit settings in messages; an empty name marks

@@ -10,6 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/b24queue/b24queue/b24"
+	"github.com/b24queue/b24queue/tasks"
 )
 
 // Worker is the configuration of one worker process. LoadWorker returns it
@@ -212,6 +215,30 @@ func LoadWorker(args []string, getenv func(string) string) (Worker, error) {
 // turns the side port off, as design.md specifies. Mains should prefer it
 // with os.LookupEnv.
 func LoadWorkerLookup(args []string, lookup func(string) (string, bool)) (Worker, error) {
+	src, rest, err := parseWorkerFlags(args, lookup)
+	if err != nil {
+		return Worker{}, err
+	}
+	p := &problems{}
+	if len(rest) > 0 {
+		p.addf("unexpected argument %q: worker takes flags only (see --help)", rest[0])
+	}
+	getenv := func(k string) string { v, _ := lookup(k); return v }
+	w := Worker{}
+	w.loadRedis(src, p)
+	w.loadLimits(src, p)
+	w.loadRun(src, p)
+	w.loadSidePort(src, getenv, p)
+	w.loadPortals(src, getenv, p)
+	if err := p.err(); err != nil {
+		return Worker{}, err
+	}
+	return w, nil
+}
+
+// parseWorkerFlags parses args into a source of settings (flags over the
+// environment read through lookup) and returns the positional arguments.
+func parseWorkerFlags(args []string, lookup func(string) (string, bool)) (source, []string, error) {
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
@@ -226,32 +253,34 @@ func LoadWorkerLookup(args []string, lookup func(string) (string, bool)) (Worker
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return Worker{}, flag.ErrHelp
+			return source{}, nil, flag.ErrHelp
 		}
-		return Worker{}, &UsageError{Problems: []string{err.Error() + " (see --help)"}}
+		return source{}, nil, &UsageError{Problems: []string{err.Error() + " (see --help)"}}
 	}
-	p := &problems{}
-	if fs.NArg() > 0 {
-		p.addf("unexpected argument %q: worker takes flags only (see --help)", fs.Arg(0))
-	}
-	getenv := func(k string) string { v, _ := lookup(k); return v }
-	w := Worker{}
+	return src, fs.Args(), nil
+}
 
-	// Redis.
+// loadRedis reads the Redis settings.
+func (w *Worker) loadRedis(src source, p *problems) {
 	var redisName string
 	w.Redis.URL, redisName = src.value(sRedisURL)
 	cl, _ := src.value(sCluster)
 	w.Redis.ClusterAddrs = splitAddrs(cl)
 	validateRedis(w.Redis, redisName, p)
+}
 
-	// Limits.
+// loadLimits reads the default portal limits.
+func (w *Worker) loadLimits(src source, p *problems) {
 	var names limitNames
 	w.Defaults.Rate, names.rate = floatSetting(src, sRate, p)
 	w.Defaults.Burst, names.burst = intSetting(src, sBurst, p)
 	w.Defaults.OperatingLimit, names.opLimit = durationSetting(src, sOpLimit, p)
 	w.Defaults.OperatingWindow, names.opWindow = durationSetting(src, sOpWindow, p)
 	validateLimits(w.Defaults, names, p)
+}
 
+// loadRun reads the timeouts, the concurrency, batch mode and the log level.
+func (w *Worker) loadRun(src source, p *problems) {
 	var n string
 	if w.Timeout, n = durationSetting(src, sTimeout, p); n != "" && w.Timeout <= 0 {
 		p.addf("%s %s: must be > 0", n, w.Timeout)
@@ -263,7 +292,6 @@ func LoadWorkerLookup(args []string, lookup func(string) (string, bool)) (Worker
 		p.addf("%s %d: must be at least 1", n, w.Concurrency)
 	}
 
-	// Batch and log level.
 	bv, bn := src.value(sBatch)
 	var ok bool
 	if w.Batch, ok = parseBool(bv); !ok {
@@ -276,8 +304,11 @@ func LoadWorkerLookup(args []string, lookup func(string) (string, bool)) (Worker
 	default:
 		p.addf("%s %q: must be debug, info, warn or error", ln, lv)
 	}
+}
 
-	// Side port and its credentials.
+// loadSidePort reads the side port's address and credentials: a port that
+// is not loopback needs both.
+func (w *Worker) loadSidePort(src source, getenv func(string) string, p *problems) {
 	w.MonitorUser = getenv(sMonUser.env)
 	w.MonitorPassword = getenv(sMonPassword.env)
 	p.secret(w.MonitorPassword)
@@ -296,13 +327,16 @@ func LoadWorkerLookup(args []string, lookup func(string) (string, bool)) (Worker
 	if listen != "" {
 		if reason := checkListen(listen); reason != "" {
 			p.addf("%s %s: %s", listenName, listen, reason)
-		} else if host, _, _ := net.SplitHostPort(listen); !isLoopbackHost(host) &&
+		} else if host, _, _ := net.SplitHostPort(listen); !b24.IsLoopbackHost(host) &&
 			(w.MonitorUser == "" || w.MonitorPassword == "") {
 			p.addf("%s %s is not loopback: set MONITOR_USER and MONITOR_PASSWORD", listenName, listen)
 		}
 	}
+}
 
-	// Portals.
+// loadPortals reads the portals: B24_WEBHOOK_URL's DefaultPortal and those
+// of B24_PORTALS_FILE, sorted by name, and the hosts allowed plain http://.
+func (w *Worker) loadPortals(src source, getenv func(string) string, p *problems) {
 	insecure, _ := src.value(sInsecureHTTP)
 	for _, h := range strings.Split(insecure, ",") {
 		if h = strings.ToLower(strings.TrimSpace(h)); h != "" {
@@ -313,7 +347,7 @@ func LoadWorkerLookup(args []string, lookup func(string) (string, bool)) (Worker
 	hook, hookName := src.value(sWebhook)
 	if hook != "" {
 		w.Portals = append(w.Portals, Portal{
-			Name:       DefaultPortal,
+			Name:       tasks.DefaultPortal,
 			WebhookURL: webhookProblem(hook, hookName, p),
 			Limits:     w.Defaults,
 		})
@@ -321,8 +355,8 @@ func LoadWorkerLookup(args []string, lookup func(string) (string, bool)) (Worker
 	file, fileName := src.value(sPortalsFile)
 	if file != "" {
 		for _, fp := range readPortalsFile(file, fileName, w.Defaults, getenv, p) {
-			if fp.Name == DefaultPortal && hook != "" {
-				p.addf("%s %s: portals.%s is also defined by %s; remove one", fileName, file, DefaultPortal, hookName)
+			if fp.Name == tasks.DefaultPortal && hook != "" {
+				p.addf("%s %s: portals.%s is also defined by %s; remove one", fileName, file, tasks.DefaultPortal, hookName)
 				continue
 			}
 			w.Portals = append(w.Portals, fp)
@@ -332,11 +366,6 @@ func LoadWorkerLookup(args []string, lookup func(string) (string, bool)) (Worker
 		p.addf("no portal configured: set B24_WEBHOOK_URL or B24_PORTALS_FILE (--webhook-url, --portals-file)")
 	}
 	sortPortals(w.Portals)
-
-	if err := p.err(); err != nil {
-		return Worker{}, err
-	}
-	return w, nil
 }
 
 func sortPortals(ps []Portal) {

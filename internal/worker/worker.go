@@ -177,7 +177,7 @@ func check(cfg config.Worker) error {
 		switch {
 		case err != nil:
 			problems = append(problems, fmt.Sprintf("listen address %q must be host:port", cfg.Listen))
-		case !isLoopback(host) && cfg.MonitorUser == "":
+		case !b24.IsLoopbackHost(host) && cfg.MonitorUser == "":
 			problems = append(problems, fmt.Sprintf("listen address %s is not loopback: set MONITOR_USER and MONITOR_PASSWORD", cfg.Listen))
 		}
 	}
@@ -185,16 +185,6 @@ func check(cfg config.Worker) error {
 		return fmt.Errorf("worker: %s", strings.Join(problems, "; "))
 	}
 	return nil
-}
-
-// isLoopback reports whether host is localhost or a loopback IP; the empty
-// host (every interface) is not.
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(strings.Trim(host, "[]"))
-	return ip != nil && ip.IsLoopback()
 }
 
 func limitsOf(l config.Limits) limiter.Config {
@@ -586,7 +576,7 @@ func secretsOf(cfg config.Worker) []string {
 		}
 	}
 	for _, p := range cfg.Portals {
-		add(webhookSecret(p.WebhookURL))
+		add(b24.WebhookSecret(p.WebhookURL))
 		if p.OAuth != nil {
 			add(p.OAuth.ClientSecret)
 			add(p.OAuth.AccessToken)
@@ -594,15 +584,4 @@ func secretsOf(cfg config.Worker) []string {
 		}
 	}
 	return out
-}
-
-// webhookSecret returns the SECRET of https://HOST/rest/USER/SECRET/.
-func webhookSecret(raw string) string {
-	segs := strings.Split(raw, "/")
-	for i, s := range segs {
-		if s == "rest" && i+2 < len(segs) {
-			return segs[i+2]
-		}
-	}
-	return ""
 }

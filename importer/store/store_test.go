@@ -1,4 +1,4 @@
-package importer
+package store
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/b24queue/b24queue/importer"
 	"github.com/b24queue/b24queue/internal/testutil"
 )
 
@@ -24,26 +25,26 @@ const storeTestDB = 3
 func newStore(t testing.TB) (*Store, *redis.Client) {
 	t.Helper()
 	rdb := testutil.Redis(t, storeTestDB)
-	return NewStore(rdb, testutil.KeyPrefix(t, rdb)), rdb
+	return New(rdb, testutil.KeyPrefix(t, rdb)), rdb
 }
 
 func pid(n int64) *int64 { return &n }
 
 // sampleFile is: root(parent_id 1) → a → a1, a2; root → b; workplace w.
-func sampleFile() *File {
-	return &File{
-		Departments: []Department{
+func sampleFile() *importer.File {
+	return &importer.File{
+		Departments: []importer.Department{
 			{Key: "root", Name: "Root", ParentID: pid(1), Sort: 10, Head: 7},
 			{Key: "a", Name: "A", Parent: "root"},
 			{Key: "a1", Name: "A1", Parent: "a"},
 			{Key: "a2", Name: "A2", Parent: "a"},
 			{Key: "b", Name: "B", Parent: "root"},
 		},
-		Workplaces: []Workplace{{Key: "w", Title: "HR", TypeIDs: []int64{1, 2}}},
+		Workplaces: []importer.Workplace{{Key: "w", Title: "HR", TypeIDs: []int64{1, 2}}},
 	}
 }
 
-func mustCreate(t *testing.T, s *Store, id string, f *File) {
+func mustCreate(t *testing.T, s *Store, id string, f *importer.File) {
 	t.Helper()
 	existing, err := s.Create(context.Background(), id, "default", "digest-"+id, f)
 	if err != nil || existing {
@@ -104,10 +105,10 @@ func TestCreateOverwritesHalfWrittenImport(t *testing.T) {
 	t.Parallel()
 	s, rdb := newStore(t)
 	ctx := context.Background()
-	keys := s.keys("imp-half")
+	k := s.keys("imp-half")
 	// A Create that died before its meta: stale items and a stale ID.
-	rdb.HSet(ctx, keys[kState], "stale", "c", "root", "c")
-	rdb.HSet(ctx, keys[kIDs], "root", "99")
+	rdb.HSet(ctx, k.State, "stale", "c", "root", "c")
+	rdb.HSet(ctx, k.IDs, "root", "99")
 	if _, err := s.Status(ctx, "imp-half"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("half-written import visible: %v", err)
 	}
@@ -116,7 +117,7 @@ func TestCreateOverwritesHalfWrittenImport(t *testing.T) {
 	if len(st.Created) != 0 {
 		t.Errorf("stale IDs survived: %v", st.Created)
 	}
-	if n, _ := rdb.HLen(ctx, keys[kState]).Result(); n != 6 {
+	if n, _ := rdb.HLen(ctx, k.State).Result(); n != 6 {
 		t.Errorf("state has %d items, want 6", n)
 	}
 }
@@ -278,9 +279,9 @@ func TestFailDeepChainIsIterative(t *testing.T) {
 	s, _ := newStore(t)
 	ctx := context.Background()
 	// A chain of 5,000: a recursive walk would overflow Lua's C stack.
-	f := &File{Departments: []Department{{Key: "d0", Name: "D0", ParentID: pid(1)}}}
+	f := &importer.File{Departments: []importer.Department{{Key: "d0", Name: "D0", ParentID: pid(1)}}}
 	for i := 1; i < 5000; i++ {
-		f.Departments = append(f.Departments, Department{Key: fmt.Sprint("d", i), Name: fmt.Sprint("D", i), Parent: fmt.Sprint("d", i-1)})
+		f.Departments = append(f.Departments, importer.Department{Key: fmt.Sprint("d", i), Name: fmt.Sprint("D", i), Parent: fmt.Sprint("d", i-1)})
 	}
 	mustCreate(t, s, "imp-deep", f)
 	if n, err := s.Fail(ctx, "imp-deep", "d0", "boom"); err != nil || n != 5000 {
@@ -385,7 +386,7 @@ func TestEveryKeyHasTTL(t *testing.T) {
 	if _, err := s.Fail(ctx, "imp-ttl", "a", "x"); err != nil {
 		t.Fatal(err)
 	}
-	keys, err := rdb.Keys(ctx, s.prefix+":*").Result()
+	keys, err := rdb.Keys(ctx, s.space.Prefix()+":*").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -403,38 +404,15 @@ func TestEveryKeyHasTTL(t *testing.T) {
 	}
 }
 
-func TestValidateID(t *testing.T) {
-	t.Parallel()
-	for _, tt := range []struct {
-		id string
-		ok bool
-	}{
-		{"imp-0123456789abcdef", true},
-		{"org_2024.v2", true},
-		{"", false},
-		{"-lead", false},
-		{"a:b", false},
-		{"a{b}", false},
-		{"a b", false},
-		{strings.Repeat("x", 128), true},
-		{strings.Repeat("x", 129), false},
-	} {
-		err := ValidateID(tt.id)
-		if (err == nil) != tt.ok || (err != nil && !errors.Is(err, ErrInvalidID)) {
-			t.Errorf("ValidateID(%q) = %v, want ok=%v", tt.id, err, tt.ok)
-		}
-	}
-}
-
 func TestCreate10kIsFast(t *testing.T) {
 	if testing.Short() {
 		t.Skip("large import")
 	}
 	t.Parallel()
 	s, _ := newStore(t)
-	f := &File{Departments: []Department{{Key: "d0", Name: "D0", ParentID: pid(1)}}}
+	f := &importer.File{Departments: []importer.Department{{Key: "d0", Name: "D0", ParentID: pid(1)}}}
 	for i := 1; i < 10_000; i++ {
-		f.Departments = append(f.Departments, Department{Key: fmt.Sprint("d", i), Name: fmt.Sprint("D", i), Parent: fmt.Sprint("d", (i-1)/10)})
+		f.Departments = append(f.Departments, importer.Department{Key: fmt.Sprint("d", i), Name: fmt.Sprint("D", i), Parent: fmt.Sprint("d", (i-1)/10)})
 	}
 	start := time.Now()
 	mustCreate(t, s, "imp-10k", f)

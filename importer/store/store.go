@@ -1,23 +1,25 @@
-package importer
-
-// This file is the Redis side of an import: the state that lets workers
-// create a tree parents-first without holding the whole tree in the queue.
-// It knows nothing of asynq: the tasks package enqueues what the Store says
-// is ready and reports back what the portal created.
+// Package store is the Redis side of an import: the state that lets
+// workers create a tree parents-first without holding the whole tree in the
+// queue. It knows nothing of asynq: the tasks package enqueues what the
+// Store says is ready and reports back what the portal created. The file
+// model it stores is package importer's, which has no Redis dependency.
+//
+// The keys are named in internal/keys (Space.Import); the Lua scripts that
+// change them atomically are in scripts.go.
+package store
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/b24queue/b24queue/internal/keys"
 )
 
 // Kind says what an import item creates.
@@ -82,7 +84,8 @@ type Status struct {
 	CreatedAt time.Time `json:"-"`
 }
 
-// Errors of the Store; callers branch on them with errors.Is.
+// Errors of the Store; callers branch on them with errors.Is. An invalid
+// import ID wraps importer.ErrInvalidID (see importer.ValidateID).
 var (
 	// ErrNotFound: no import with that ID (never submitted, or expired).
 	ErrNotFound = errors.New("import not found")
@@ -91,28 +94,10 @@ var (
 	ErrConflict = errors.New("import ID already used for different content")
 	// ErrUnknownItem: the import has no item with that key.
 	ErrUnknownItem = errors.New("no such item in the import")
-	// ErrInvalidID: the import ID does not match [ValidateID]'s rule.
-	ErrInvalidID = errors.New("invalid import ID")
 )
-
-// DefaultStorePrefix is the key prefix of [NewStore] when none is given.
-const DefaultStorePrefix = "b24q"
 
 // DefaultStateTTL is how long an import's state is kept after its last write.
 const DefaultStateTTL = 30 * 24 * time.Hour
-
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
-
-// ValidateID checks an import ID: 1 to 128 characters of ASCII letters,
-// digits, '.', '_' and '-', starting with a letter or digit. The rule keeps
-// IDs safe inside Redis hash tags and task IDs ("import:ID:KEY" is then
-// unambiguous, as an ID holds no ':'). IDs from [File.ID] always pass.
-func ValidateID(id string) error {
-	if !idPattern.MatchString(id) {
-		return fmt.Errorf("%w %q: use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit", ErrInvalidID, id)
-	}
-	return nil
-}
 
 // Store keeps the state of imports in Redis. All keys of one import share
 // the hash tag {ID}, so every script touches one cluster slot, and every key
@@ -120,19 +105,19 @@ func ValidateID(id string) error {
 // any number of goroutines and processes.
 type Store struct {
 	rdb    redis.UniversalClient
-	prefix string
+	space  keys.Space
 	ttl    time.Duration
 	logger *slog.Logger
 	// lockTTL bounds how long a crashed Create blocks another.
 	lockTTL time.Duration
 }
 
-// StoreOption configures a Store.
-type StoreOption func(*Store)
+// Option configures a Store.
+type Option func(*Store)
 
 // WithStateTTL sets how long an import's state is kept after its last write
 // (default [DefaultStateTTL]). Non-positive values are ignored.
-func WithStateTTL(d time.Duration) StoreOption {
+func WithStateTTL(d time.Duration) Option {
 	return func(s *Store) {
 		if d > 0 {
 			s.ttl = d
@@ -140,8 +125,8 @@ func WithStateTTL(d time.Duration) StoreOption {
 	}
 }
 
-// WithStoreLogger sets the logger (default: discard).
-func WithStoreLogger(l *slog.Logger) StoreOption {
+// WithLogger sets the logger (default: discard).
+func WithLogger(l *slog.Logger) Option {
 	return func(s *Store) {
 		if l != nil {
 			s.logger = l
@@ -149,36 +134,20 @@ func WithStoreLogger(l *slog.Logger) StoreOption {
 	}
 }
 
-// NewStore returns a Store whose keys start with prefix ("" means
-// [DefaultStorePrefix]). It does not contact Redis.
-func NewStore(rdb redis.UniversalClient, prefix string, opts ...StoreOption) *Store {
-	if prefix == "" {
-		prefix = DefaultStorePrefix
-	}
-	s := &Store{rdb: rdb, prefix: prefix, ttl: DefaultStateTTL, logger: slog.New(slog.DiscardHandler), lockTTL: 2 * time.Minute}
+// New returns a Store whose keys start with prefix ("" means the default
+// prefix of every b24queue key, which the worker uses too). It does not
+// contact Redis.
+func New(rdb redis.UniversalClient, prefix string, opts ...Option) *Store {
+	s := &Store{rdb: rdb, space: keys.New(prefix), ttl: DefaultStateTTL, logger: slog.New(slog.DiscardHandler), lockTTL: 2 * time.Minute}
 	for _, o := range opts {
 		o(s)
 	}
 	return s
 }
 
-// The keys of one import, in the order the scripts expect them.
-const (
-	kMeta   = iota // hash: portal, digest, total, created_at, n_w, n_q, n_c, n_f
-	kSpec          // hash: key → compact JSON spec
-	kKids          // hash: parent key → JSON list of child keys; "" → roots and workplaces
-	kParent        // hash: key → parent key (items with a parent in the file only)
-	kState         // hash: key → w (waiting), q (queued), c (created), f (failed)
-	kIDs           // hash: key → portal ID
-	kFailed        // hash: key → reason
-	kLock          // string: token of the Create in progress
-	nKeys
-)
-
-func (s *Store) keys(id string) []string {
-	base := s.prefix + ":imp:{" + id + "}:"
-	return []string{base + "meta", base + "spec", base + "kids", base + "parent", base + "state", base + "ids", base + "failed", base + "lock"}
-}
+// keys returns the keys of import id; their List is the KEYS of every
+// script.
+func (s *Store) keys(id string) keys.Import { return s.space.Import(id) }
 
 func (s *Store) ttlMS() int64 { return s.ttl.Milliseconds() }
 
@@ -201,181 +170,15 @@ func (sp spec) item(key string) Item {
 	return it
 }
 
-// chunk is how many hash fields one HSET carries.
-const chunk = 1000
-
-// Create writes the state of a new import: every item, its parent, the
-// children of every department, and the initial states (departments with a
-// parent_id and workplaces queued, the others waiting on their parent). f
-// must be valid (see [File.Validate]); digest identifies its content (e.g.
-// [File.ID]) and portal the portal it goes to.
-//
-// The import becomes visible only once complete: the meta hash is written
-// last, so a Create that dies half-way leaves state that no reader sees and
-// the next Create overwrites. Concurrent Creates of one ID are serialised by
-// a lock key. If the import already exists with the same digest and portal,
-// nothing is written and existing is true; with another digest or portal the
-// error wraps [ErrConflict].
-//
-// 10,000 items cost a few pipelined round trips (HSET of up to 1,000 fields
-// per command).
-func (s *Store) Create(ctx context.Context, id, portal, digest string, f *File) (existing bool, err error) {
-	if err := ValidateID(id); err != nil {
-		return false, err
-	}
-	keys := s.keys(id)
-	token := make([]byte, 12)
-	_, _ = rand.Read(token)
-	tok := hex.EncodeToString(token)
-	for {
-		existing, err := s.checkExisting(ctx, id, portal, digest)
-		if err != nil || existing {
-			return existing, err
-		}
-		ok, err := s.rdb.SetNX(ctx, keys[kLock], tok, s.lockTTL).Result()
-		if err != nil {
-			return false, fmt.Errorf("import %s: take create lock: %w", id, err)
-		}
-		if ok {
-			break
-		}
-		// Another process is creating this import: wait for it to finish
-		// (or for its lock to expire) and look again.
-		select {
-		case <-ctx.Done():
-			return false, fmt.Errorf("import %s: wait for a concurrent create: %w", id, ctx.Err())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	// We hold the lock: a finished import may have appeared just before.
-	if existing, err := s.checkExisting(ctx, id, portal, digest); err != nil || existing {
-		s.rdb.Del(context.WithoutCancel(ctx), keys[kLock])
-		return existing, err
-	}
-
-	total := len(f.Departments) + len(f.Workplaces)
-	specs := make([]any, 0, 2*total)
-	states := make([]any, 0, 2*total)
-	parents := make([]any, 0, 2*len(f.Departments))
-	kids := make(map[string][]string)
-	var kidOrder []string // parent keys in first-seen order, for deterministic writes
-	addKid := func(parent, key string) {
-		if _, ok := kids[parent]; !ok {
-			kidOrder = append(kidOrder, parent)
-		}
-		kids[parent] = append(kids[parent], key)
-	}
-	queued, waiting := 0, 0
-	for i := range f.Departments {
-		d := &f.Departments[i]
-		sp := spec{K: "d", N: d.Name, P: d.Parent, S: d.Sort, H: d.Head}
-		st := "w"
-		if d.Parent == "" {
-			st = "q"
-			if d.ParentID != nil {
-				sp.PI = *d.ParentID
-			}
-			addKid("", d.Key)
-			queued++
-		} else {
-			parents = append(parents, d.Key, d.Parent)
-			addKid(d.Parent, d.Key)
-			waiting++
-		}
-		b, err := json.Marshal(sp)
-		if err != nil {
-			return false, fmt.Errorf("import %s: encode %s: %w", id, d.Key, err)
-		}
-		specs = append(specs, d.Key, string(b))
-		states = append(states, d.Key, st)
-	}
-	for i := range f.Workplaces {
-		w := &f.Workplaces[i]
-		b, err := json.Marshal(spec{K: "w", N: w.Title, T: w.TypeIDs})
-		if err != nil {
-			return false, fmt.Errorf("import %s: encode %s: %w", id, w.Key, err)
-		}
-		specs = append(specs, w.Key, string(b))
-		states = append(states, w.Key, "q")
-		addKid("", w.Key)
-		queued++
-	}
-	kidFields := make([]any, 0, 2*len(kidOrder))
-	for _, p := range kidOrder {
-		b, _ := json.Marshal(kids[p])
-		kidFields = append(kidFields, p, string(b))
-	}
-
-	ttl := s.ttl
-	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		// Leftovers of a Create that died half-way.
-		p.Del(ctx, keys[kSpec], keys[kKids], keys[kParent], keys[kState], keys[kIDs], keys[kFailed])
-		hsetChunks(ctx, p, keys[kSpec], specs)
-		hsetChunks(ctx, p, keys[kState], states)
-		hsetChunks(ctx, p, keys[kParent], parents)
-		hsetChunks(ctx, p, keys[kKids], kidFields)
-		for _, k := range []string{keys[kSpec], keys[kState], keys[kParent], keys[kKids]} {
-			p.PExpire(ctx, k, ttl)
-		}
-		return nil
-	})
-	if err != nil {
-		s.rdb.Del(context.WithoutCancel(ctx), keys[kLock])
-		return false, fmt.Errorf("import %s: write items: %w", id, err)
-	}
-	res, err := finishScript.Run(ctx, s.rdb, keys, s.ttlMS(), tok, portal, digest, total, time.Now().Unix(), queued, waiting).Int()
-	if err != nil {
-		return false, fmt.Errorf("import %s: write meta: %w", id, err)
-	}
-	if res == 0 {
-		// Our lock expired and another Create took over.
-		existing, err := s.checkExisting(ctx, id, portal, digest)
-		if err == nil && !existing {
-			err = fmt.Errorf("import %s: the create lock expired before the import was written; submit again", id)
-		}
-		return existing, err
-	}
-	return false, nil
-}
-
-func hsetChunks(ctx context.Context, p redis.Pipeliner, key string, fields []any) {
-	for len(fields) > 0 {
-		n := min(len(fields), 2*chunk)
-		args := make([]any, 0, n)
-		args = append(args, fields[:n]...)
-		p.HSet(ctx, key, args...)
-		fields = fields[n:]
-	}
-}
-
-// checkExisting reports whether the import exists with this content; an
-// import with other content or another portal is an ErrConflict.
-func (s *Store) checkExisting(ctx context.Context, id, portal, digest string) (bool, error) {
-	vals, err := s.rdb.HMGet(ctx, s.keys(id)[kMeta], "digest", "portal").Result()
-	if err != nil {
-		return false, fmt.Errorf("import %s: read meta: %w", id, err)
-	}
-	if vals[0] == nil {
-		return false, nil
-	}
-	if d, _ := vals[0].(string); d != digest {
-		return true, fmt.Errorf("%w: import %s holds another file (digest %s, this file %s)", ErrConflict, id, d, digest)
-	}
-	if p, _ := vals[1].(string); p != portal {
-		return true, fmt.Errorf("%w: import %s belongs to portal %q, not %q", ErrConflict, id, p, portal)
-	}
-	return true, nil
-}
-
 // Existing reports the portal ID recorded for the item, if any. An unknown
 // import wraps [ErrNotFound].
 func (s *Store) Existing(ctx context.Context, id, key string) (int64, bool, error) {
-	keys := s.keys(id)
+	k := s.keys(id)
 	var meta *redis.IntCmd
 	var got *redis.StringCmd
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		meta = p.Exists(ctx, keys[kMeta])
-		got = p.HGet(ctx, keys[kIDs], key)
+		meta = p.Exists(ctx, k.Meta)
+		got = p.HGet(ctx, k.IDs, key)
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
@@ -398,9 +201,9 @@ func (s *Store) Existing(ctx context.Context, id, key string) (int64, bool, erro
 // scriptErr maps the negative codes the scripts return.
 func scriptErr(id, key string, code int64) error {
 	switch code {
-	case -1:
+	case codeNoImport:
 		return fmt.Errorf("import %s: %w", id, ErrNotFound)
-	case -2:
+	case codeNoItem:
 		return fmt.Errorf("import %s: %w: %q", id, ErrUnknownItem, key)
 	}
 	return fmt.Errorf("import %s: unexpected script answer %d", id, code)
@@ -416,7 +219,7 @@ func scriptErr(id, key string, code int64) error {
 // so a crash between Complete and enqueueing the children loses nothing.
 // A failed item that gets completed becomes created.
 func (s *Store) Complete(ctx context.Context, id, key string, portalID int64) ([]Item, error) {
-	res, err := completeScript.Run(ctx, s.rdb, s.keys(id), s.ttlMS(), key, portalID).Slice()
+	res, err := completeScript.Run(ctx, s.rdb, s.keys(id).List(), s.ttlMS(), key, portalID).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("import %s: complete %s: %w", id, key, err)
 	}
@@ -458,7 +261,7 @@ func (s *Store) MarkQueued(ctx context.Context, id string, keys ...string) (int,
 	for _, k := range keys {
 		args = append(args, k)
 	}
-	n, err := markQueuedScript.Run(ctx, s.rdb, s.keys(id), args...).Int64()
+	n, err := markQueuedScript.Run(ctx, s.rdb, s.keys(id).List(), args...).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("import %s: mark queued: %w", id, err)
 	}
@@ -475,7 +278,7 @@ func (s *Store) MarkQueued(ctx context.Context, id string, keys ...string) (int,
 // was created already (a created item is never failed) or failed before
 // (Fail is idempotent and keeps the first reason).
 func (s *Store) Fail(ctx context.Context, id, key, reason string) (int, error) {
-	n, err := failScript.Run(ctx, s.rdb, s.keys(id), s.ttlMS(), key, reason).Int64()
+	n, err := failScript.Run(ctx, s.rdb, s.keys(id).List(), s.ttlMS(), key, reason).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("import %s: fail %s: %w", id, key, err)
 	}
@@ -490,12 +293,12 @@ func (s *Store) Fail(ctx context.Context, id, key, reason string) (int, error) {
 // exact; the maps may be a moment newer or older). An unknown import wraps
 // [ErrNotFound].
 func (s *Store) Status(ctx context.Context, id string) (Status, error) {
-	keys := s.keys(id)
+	k := s.keys(id)
 	var meta, ids, failed *redis.MapStringStringCmd
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		meta = p.HGetAll(ctx, keys[kMeta])
-		ids = p.HGetAll(ctx, keys[kIDs])
-		failed = p.HGetAll(ctx, keys[kFailed])
+		meta = p.HGetAll(ctx, k.Meta)
+		ids = p.HGetAll(ctx, k.IDs)
+		failed = p.HGetAll(ctx, k.Failed)
 		return nil
 	})
 	if err != nil {
@@ -510,7 +313,11 @@ func (s *Store) Status(ctx context.Context, id string) (Status, error) {
 		ID:     id,
 		Portal: m["portal"],
 		Counts: Counts{
-			Total: num("total"), Created: num("n_c"), Pending: num("n_q"), Waiting: num("n_w"), Failed: num("n_f"),
+			Total:   num("total"),
+			Created: num(stateCreated.counter()),
+			Pending: num(stateQueued.counter()),
+			Waiting: num(stateWaiting.counter()),
+			Failed:  num(stateFailed.counter()),
 		},
 		Created: make(map[string]int64, len(ids.Val())),
 		Failed:  failed.Val(),
@@ -534,7 +341,7 @@ func (s *Store) Status(ctx context.Context, id string) (Status, error) {
 
 // Portal returns the portal the import goes to.
 func (s *Store) Portal(ctx context.Context, id string) (string, error) {
-	p, err := s.rdb.HGet(ctx, s.keys(id)[kMeta], "portal").Result()
+	p, err := s.rdb.HGet(ctx, s.keys(id).Meta, "portal").Result()
 	if errors.Is(err, redis.Nil) {
 		return "", fmt.Errorf("import %s: %w", id, ErrNotFound)
 	}
@@ -551,7 +358,7 @@ func (s *Store) Portal(ctx context.Context, id string) (string, error) {
 // these (deterministic task IDs make that a no-op for tasks that exist) and
 // then calls MarkQueued. One script, O(items).
 func (s *Store) Releasable(ctx context.Context, id string) ([]Item, error) {
-	res, err := releasableScript.Run(ctx, s.rdb, s.keys(id)).Slice()
+	res, err := releasableScript.Run(ctx, s.rdb, s.keys(id).List()).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("import %s: list releasable items: %w", id, err)
 	}
@@ -582,11 +389,11 @@ func (s *Store) Releasable(ctx context.Context, id string) ([]Item, error) {
 
 // Failures returns the keys of the failed items.
 func (s *Store) Failures(ctx context.Context, id string) ([]string, error) {
-	keys, err := s.rdb.HKeys(ctx, s.keys(id)[kFailed]).Result()
+	failed, err := s.rdb.HKeys(ctx, s.keys(id).Failed).Result()
 	if err != nil {
 		return nil, fmt.Errorf("import %s: list failures: %w", id, err)
 	}
-	return keys, nil
+	return failed, nil
 }
 
 // ResetFailed gives every failed item another chance: it forgets the
@@ -596,7 +403,7 @@ func (s *Store) Failures(ctx context.Context, id string) ([]string, error) {
 // remains in the queue's archive (so that enqueueing under the same task ID
 // works) before it enqueues [Store.Releasable].
 func (s *Store) ResetFailed(ctx context.Context, id string) ([]string, error) {
-	res, err := resetFailedScript.Run(ctx, s.rdb, s.keys(id), s.ttlMS()).Slice()
+	res, err := resetFailedScript.Run(ctx, s.rdb, s.keys(id).List(), s.ttlMS()).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("import %s: reset failed items: %w", id, err)
 	}
@@ -605,17 +412,17 @@ func (s *Store) ResetFailed(ctx context.Context, id string) ([]string, error) {
 			return nil, scriptErr(id, "", code)
 		}
 	}
-	keys := make([]string, 0, len(res))
+	reset := make([]string, 0, len(res))
 	for _, v := range res {
 		k, _ := v.(string)
-		keys = append(keys, k)
+		reset = append(reset, k)
 	}
-	return keys, nil
+	return reset, nil
 }
 
 // Delete removes the import's state.
 func (s *Store) Delete(ctx context.Context, id string) error {
-	if err := s.rdb.Del(ctx, s.keys(id)...).Err(); err != nil {
+	if err := s.rdb.Del(ctx, s.keys(id).List()...).Err(); err != nil {
 		return fmt.Errorf("import %s: delete: %w", id, err)
 	}
 	return nil
