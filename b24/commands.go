@@ -14,6 +14,7 @@ import (
 
 // Method names of the calls this package wraps.
 const (
+	MethodBatch                   = "batch"
 	MethodDepartmentAdd           = "department.add"
 	MethodDepartmentGet           = "department.get"
 	MethodAutomatedSolutionAdd    = "crm.automatedsolution.add"

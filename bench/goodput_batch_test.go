@@ -114,7 +114,7 @@ func startBatchServer(b *testing.B, portal, webhook string, limits limiter.Confi
 	}
 	h, err := tasks.NewHandler(tasks.HandlerConfig{
 		Portals:  []*tasks.Portal{p},
-		Attempts: tasks.NewAttempts(rdb, portal),
+		Claims:   tasks.NewClaims(rdb, portal),
 		Imports:  tasks.NewImports(rdb, asynq.NewClientFromRedisClient(rdb), portal, log, tasks.WithBatch(true)),
 		Logger:   log,
 	})

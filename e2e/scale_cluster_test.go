@@ -16,15 +16,16 @@ import (
 	"github.com/b24queue/b24queue/b24"
 	"github.com/b24queue/b24queue/importer"
 	"github.com/b24queue/b24queue/importer/store"
+	"github.com/b24queue/b24queue/internal/claim"
 	"github.com/b24queue/b24queue/internal/config"
+	"github.com/b24queue/b24queue/internal/keys"
 	"github.com/b24queue/b24queue/internal/worker"
 	"github.com/b24queue/b24queue/limiter"
-	"github.com/b24queue/b24queue/tasks"
 )
 
 // TestScaleCluster runs against a local 3-master Redis Cluster: every Redis
 // operation of our own packages (limiter scripts, import state scripts and
-// transaction, attempt markers, token store) on portals and imports whose
+// transaction, object claims, token store) on portals and imports whose
 // hash slots live on different masters — a script whose keys were in two
 // slots would fail with CROSSSLOT — and a 200-department import end to end
 // through worker and enqueue processes configured with REDIS_CLUSTER_ADDRS.
@@ -43,7 +44,7 @@ func TestScaleCluster(t *testing.T) {
 	})
 }
 
-// scaleClusterPackages drives limiter, store.Store, tasks.Attempts and
+// scaleClusterPackages drives limiter, store.Store, object claims and
 // worker.TokenStore through a cluster client made by the config package.
 func scaleClusterPackages(t *testing.T, addrs string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -174,17 +175,23 @@ func scaleClusterPackages(t *testing.T, addrs string) {
 		}
 	})
 
-	t.Run("attempts and tokens", func(t *testing.T) {
-		att := tasks.NewAttempts(rdb, prefix)
+	t.Run("claims and tokens", func(t *testing.T) {
+		space := keys.New(prefix)
 		tok := worker.NewTokenStore(rdb, prefix)
 		for _, portal := range portals {
-			if u, err := att.Begin(ctx, portal, "task-1"); err != nil || u {
-				t.Fatalf("Begin = %v, %v", u, err)
+			first := claim.Claim{Key: space.Object(portal, "d", "1\x00sales"), Owner: "task-1", Token: "run-1"}
+			again := first
+			again.Token = "run-2"
+			if got, err := claim.Take(ctx, rdb, time.Minute, []claim.Claim{first}); err != nil || got[0].State != claim.Fresh {
+				t.Fatalf("Take = %v, %v", got, err)
 			}
-			if u, err := att.Begin(ctx, portal, "task-1"); err != nil || !u {
-				t.Fatalf("second Begin = %v, %v; want uncertain", u, err)
+			if got, err := claim.Take(ctx, rdb, time.Minute, []claim.Claim{again}); err != nil || got[0].State != claim.Resumed {
+				t.Fatalf("second Take = %v, %v; want resumed", got, err)
 			}
-			if err := att.Clear(ctx, portal, "task-1"); err != nil {
+			if bad, err := claim.Check(ctx, rdb, time.Minute, []claim.Claim{first, again}); err != nil || len(bad) != 1 || bad[0] != 0 {
+				t.Fatalf("Check = %v, %v; want the first run superseded", bad, err)
+			}
+			if err := claim.Settle(ctx, rdb, time.Minute, []claim.Settlement{{Claim: again, Outcome: claim.Free}}); err != nil {
 				t.Fatal(err)
 			}
 			want := b24.Token{AccessToken: "a-" + portal, RefreshToken: "r-" + portal}

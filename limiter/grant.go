@@ -6,16 +6,25 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/b24queue/b24queue/internal/claim"
 )
 
 // Reserving a slot: one run of grantScript and the reading of its answer.
 
 // grant is a reserved slot.
 type grant struct {
-	delay  time.Duration // from the script's now to the slot
-	slot   int64         // the slot, µs, by the scripts' clock
-	marked bool          // the mark was already set (WaitMarked)
+	delay time.Duration // from the script's now to the slot
+	slot  int64         // the slot, µs, by the scripts' clock
 }
+
+// Modes of the claims of a grant (grantScript's ARGV[10]); the Lua names
+// them too.
+const (
+	claimModeNone  = 0
+	claimModeTake  = 1 // take the one claim; grant only when it was fresh
+	claimModeCheck = 2 // grant only when every claim is still the attempt's
+)
 
 // inflightError is reserve's answer when the calls of the method already in
 // flight may use up its operating budget: ask again after wait, when some
@@ -29,9 +38,9 @@ func (e *inflightError) Error() string {
 // reserveAfterInflight reserves like reserve, sleeping and asking again while
 // the method's calls in flight hold it back, up to limit (then a
 // *DelayError).
-func (l *Limiter) reserveAfterInflight(ctx context.Context, p *portalState, portal, method string, limit time.Time, mark *Mark) (grant, error) {
+func (l *Limiter) reserveAfterInflight(ctx context.Context, p *portalState, portal, method string, limit time.Time, cl *claims) (grant, error) {
 	for {
-		g, err := l.reserve(ctx, p, portal, method, time.Until(limit), mark)
+		g, err := l.reserve(ctx, p, portal, method, time.Until(limit), cl)
 		var fl *inflightError
 		if !errors.As(err, &fl) {
 			return g, err
@@ -45,21 +54,24 @@ func (l *Limiter) reserveAfterInflight(ctx context.Context, p *portalState, port
 	}
 }
 
-func (l *Limiter) reserve(ctx context.Context, p *portalState, portal, method string, allowed time.Duration, mark *Mark) (grant, error) {
+func (l *Limiter) reserve(ctx context.Context, p *portalState, portal, method string, allowed time.Duration, cl *claims) (grant, error) {
 	c := p.cfg
 	maxDelay := max(allowed.Microseconds(), 0)
 	cctx, cancel := l.callCtx(ctx)
 	defer cancel()
 	ks := []string{l.keys.Bucket(portal), l.keys.Block(portal, method), l.keys.Report(portal, method)}
-	var markTTL int64
-	if mark != nil {
-		ks = append(ks, mark.Key)
-		markTTL = max(mark.TTL.Milliseconds(), 1)
+	args := []any{l.nowArg(), c.Rate, c.SharedBurst(), c.MinRate, maxDelay, c.Burst, idleTTL.Milliseconds(),
+		c.operatingThreshold().Microseconds(), inflightTTL.Microseconds()}
+	if cl == nil {
+		args = append(args, claimModeNone, 0)
+	} else {
+		args = append(args, cl.mode, max(cl.ttl.Milliseconds(), 1))
+		for _, cm := range cl.list {
+			ks = append(ks, cm.Key)
+			args = append(args, cm.Owner, cm.Token)
+		}
 	}
-	res, err := grantScript.Run(cctx, l.rdb, ks,
-		l.nowArg(), c.Rate, c.SharedBurst(), c.MinRate, maxDelay, c.Burst, idleTTL.Milliseconds(),
-		c.operatingThreshold().Microseconds(), inflightTTL.Microseconds(), markTTL,
-	).Slice()
+	res, err := grantScript.Run(cctx, l.rdb, ks, args...).Slice()
 	if err != nil {
 		return grant{}, fmt.Errorf("limiter: reserve slot for portal %q: %w", portal, err)
 	}
@@ -74,22 +86,38 @@ func (l *Limiter) reserve(ctx context.Context, p *portalState, portal, method st
 	switch ans.code {
 	case grantGranted:
 		l.metrics.EffectiveRate(portal, ans.rate)
-		return grant{delay: val, slot: ans.slot, marked: ans.marked}, nil
+		if cl != nil && cl.mode == claimModeTake {
+			cl.taken = claim.Taken{State: claim.Fresh}
+		}
+		return grant{delay: val, slot: ans.slot}, nil
 	case grantBlocked:
 		l.metrics.Blocked(portal, method)
 		return grant{}, &BlockedError{Portal: portal, Method: method, Until: time.UnixMicro(ans.val)}
 	case grantInflight:
 		return grant{}, &inflightError{wait: val}
+	case grantClaimed:
+		cl.taken = claim.Taken{State: claim.State(ans.slot)}
+		if ans.val > 0 {
+			cl.taken.Since = time.UnixMicro(ans.val)
+		}
+		return grant{}, errClaimNotFresh
+	case grantSuperseded:
+		return grant{}, &SupersededError{Portal: portal, Indexes: ans.superseded}
 	default: // grantDelayed
 		return grant{}, &DelayError{Portal: portal, Delay: val}
 	}
 }
 
+// errClaimNotFresh ends a WaitClaim whose claim was not fresh: no slot was
+// granted and the caller reads what was found in claims.taken.
+var errClaimNotFresh = errors.New("claim not fresh")
+
 // grantAnswer is grantScript's answer.
 type grantAnswer struct {
 	code, val, slot int64
 	rate            float64
-	tracked, marked bool
+	tracked         bool
+	superseded      []int // 0-based indexes of claims not the attempt's
 }
 
 func parseGrant(res []any) (grantAnswer, error) {
@@ -102,13 +130,20 @@ func parseGrant(res []any) (grantAnswer, error) {
 	s, ok3 := res[2].(string)
 	slot, ok4 := res[3].(int64)
 	tracked, ok5 := res[4].(int64)
-	marked, ok6 := res[5].(int64)
-	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || !ok6 {
+	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 {
 		return grantAnswer{}, bad()
 	}
 	r, err := strconv.ParseFloat(s, 64)
 	if err != nil {
 		return grantAnswer{}, fmt.Errorf("unexpected rate in script answer: %w", err)
 	}
-	return grantAnswer{code: code, val: val, slot: slot, rate: r, tracked: tracked == 1, marked: marked == 1}, nil
+	ans := grantAnswer{code: code, val: val, slot: slot, rate: r, tracked: tracked == 1}
+	if list, ok := res[5].([]any); ok {
+		for _, v := range list {
+			if n, ok := v.(int64); ok {
+				ans.superseded = append(ans.superseded, int(n)-1)
+			}
+		}
+	}
+	return ans, nil
 }

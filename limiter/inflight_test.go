@@ -160,44 +160,6 @@ func TestInflightWaitSleepsUntilAnAnswer(t *testing.T) {
 	}
 }
 
-func TestWaitMarkedSetsTheKeyWithTheGrant(t *testing.T) {
-	t.Parallel()
-	b := setup(t, Config{Rate: 100, Burst: 100})
-	ctx := context.Background()
-	mark := Mark{Key: b.prefix + ":{" + portal + "}:attempt:t1", TTL: time.Hour}
-
-	set, err := b.lim.WaitMarked(ctx, portal, "department.add", mark)
-	if err != nil || set {
-		t.Fatalf("first WaitMarked = %v, %v; want false, nil", set, err)
-	}
-	if ttl := b.rdb.PTTL(ctx, mark.Key).Val(); ttl <= 59*time.Minute || ttl > time.Hour {
-		t.Fatalf("mark PTTL %v, want about 1h", ttl)
-	}
-	if set, err = b.lim.WaitMarked(ctx, portal, "department.add", mark); err != nil || !set {
-		t.Fatalf("second WaitMarked = %v, %v; want true, nil", set, err)
-	}
-
-	// Refused: the key is not touched.
-	other := Mark{Key: b.prefix + ":{" + portal + "}:attempt:t2", TTL: time.Hour}
-	if err := b.lim.Block(ctx, portal, "department.add", b.clock.Now().Add(time.Minute)); err != nil {
-		t.Fatal(err)
-	}
-	var be *BlockedError
-	if _, err := b.lim.WaitMarked(ctx, portal, "department.add", other); !errors.As(err, &be) {
-		t.Fatalf("WaitMarked of a blocked method = %v, want *BlockedError", err)
-	}
-	if n := b.rdb.Exists(ctx, other.Key).Val(); n != 0 {
-		t.Fatal("a refused WaitMarked set its key")
-	}
-
-	// A key outside the portal's hash slot, or without a TTL, is refused.
-	for _, bad := range []Mark{{Key: "attempt:t3", TTL: time.Hour}, {Key: other.Key}} {
-		if _, err := b.lim.WaitMarked(ctx, portal, "user.get", bad); err == nil {
-			t.Errorf("WaitMarked(%+v) accepted", bad)
-		}
-	}
-}
-
 func TestInflightLateReportDoesNotLowerTheOperatingTime(t *testing.T) {
 	t.Parallel()
 	b := setup(t, inflightCfg)

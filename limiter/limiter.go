@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/time/rate"
 
+	"github.com/b24queue/b24queue/internal/claim"
 	"github.com/b24queue/b24queue/internal/keys"
 )
 
@@ -232,96 +233,166 @@ func (l *Limiter) allowed(ctx context.Context) time.Duration {
 // If ctx is cancelled while sleeping for a reserved slot, Wait returns the
 // context's error and the slot is lost (it is not handed to someone else).
 func (l *Limiter) Wait(ctx context.Context, portal, method string) error {
-	_, err := l.wait(ctx, portal, method, nil)
-	return err
+	return l.wait(ctx, portal, method, nil)
 }
 
-// Mark is a key [Limiter.WaitMarked] sets in the same round trip as the
-// grant. It must carry the portal's hash tag ({portal}) so that it lives in
-// the bucket's Cluster slot.
-type Mark struct {
-	Key string
-	TTL time.Duration
+// claims are the object claims (internal/claim) a grant takes or checks in
+// the same atomic step; nil for a plain Wait.
+type claims struct {
+	mode int // claimModeTake or claimModeCheck
+	list []claim.Claim
+	ttl  time.Duration
+	// taken is what a take found (claimModeTake).
+	taken claim.Taken
 }
 
-// WaitMarked is [Limiter.Wait] that also sets mark.Key (with mark.TTL) in
-// the same atomic step that grants the slot, and reports whether the key
-// was already set. It is for callers that must record their intent before
-// the request leaves (an attempt marker that makes a re-run look up what
-// this request may have created) without a round trip of its own. The key
-// is set only if a slot is granted: when WaitMarked returns an error before
-// that (a block, a delay, Redis unreachable) it was not touched. A slot
-// granted and then given up to another process's 503 leaves the key set:
-// the request is still coming.
-func (l *Limiter) WaitMarked(ctx context.Context, portal, method string, mark Mark) (alreadySet bool, err error) {
-	if !strings.Contains(mark.Key, keys.Tag(portal)) || mark.TTL <= 0 {
-		return false, fmt.Errorf("limiter: mark %q: want a key with the {%s} hash tag and a positive TTL", mark.Key, portal)
+// SupersededError is returned by [Limiter.WaitChecked] when claims are not
+// their attempt's any more: another run of the same work took them over (a
+// run that outlived its lease). No slot was consumed. Indexes are the
+// positions of those claims in the caller's list.
+type SupersededError struct {
+	Portal  string
+	Indexes []int
+}
+
+func (e *SupersededError) Error() string {
+	return fmt.Sprintf("limiter: portal %q: %d claim(s) taken over by another run of the same work", e.Portal, len(e.Indexes))
+}
+
+// recheckAfter is how long a caller may have slept for its slot before its
+// claims are checked again (one more round trip) before it goes: a process
+// paused past its lease must not send a create that another run now owns.
+const recheckAfter = 2 * time.Second
+
+// WaitClaim is [Limiter.Wait] that also takes c (see internal/claim) in the
+// same atomic step. The slot is granted only when the claim was Fresh; for
+// any other state nothing is consumed and Taken says what was found: Resumed
+// or Look (the claim is the caller's now, but it must look the object up
+// before it creates: then ask again with [Limiter.WaitChecked]) or Busy
+// (another owner is creating the object). The grant records the slot as the
+// claim's latest send time. ttl is the claim's TTL.
+func (l *Limiter) WaitClaim(ctx context.Context, portal, method string, c claim.Claim, ttl time.Duration) (claim.Taken, error) {
+	cl := &claims{mode: claimModeTake, list: []claim.Claim{c}, ttl: ttl}
+	if err := l.checkClaims(portal, cl); err != nil {
+		return claim.Taken{}, err
 	}
-	return l.wait(ctx, portal, method, &mark)
+	err := l.wait(ctx, portal, method, cl)
+	if errors.Is(err, errClaimNotFresh) {
+		return cl.taken, nil
+	}
+	return cl.taken, err
 }
 
-func (l *Limiter) wait(ctx context.Context, portal, method string, mark *Mark) (alreadySet bool, err error) {
+// WaitChecked is [Limiter.Wait] granted only while every claim of cs is still
+// its attempt's (owner and token); the grant records the slot as their latest
+// send time. Otherwise it returns a [*SupersededError] and consumes nothing.
+// If the caller slept long for its slot, the claims are checked once more
+// before WaitChecked returns.
+func (l *Limiter) WaitChecked(ctx context.Context, portal, method string, cs []claim.Claim, ttl time.Duration) error {
+	cl := &claims{mode: claimModeCheck, list: cs, ttl: ttl}
+	if err := l.checkClaims(portal, cl); err != nil {
+		return err
+	}
+	return l.wait(ctx, portal, method, cl)
+}
+
+// checkClaims refuses claims outside the portal's hash slot.
+func (l *Limiter) checkClaims(portal string, cl *claims) error {
+	if cl.ttl <= 0 || len(cl.list) == 0 || len(cl.list) > 100 {
+		return fmt.Errorf("limiter: %d claims with TTL %v: want 1 to 100 and a positive TTL", len(cl.list), cl.ttl)
+	}
+	for _, c := range cl.list {
+		if !strings.Contains(c.Key, keys.Tag(portal)) || c.Owner == "" || c.Token == "" {
+			return fmt.Errorf("limiter: claim %q: want a key with the %s hash tag, an owner and a token", c.Key, keys.Tag(portal))
+		}
+	}
+	return nil
+}
+
+func (l *Limiter) wait(ctx context.Context, portal, method string, cl *claims) error {
 	start := time.Now()
 	p, err := l.state(portal)
 	if err != nil {
-		return false, err
+		return err
 	}
 	if err := ctx.Err(); err != nil {
-		return false, fmt.Errorf("limiter: wait for portal %q: %w", portal, err)
+		return fmt.Errorf("limiter: wait for portal %q: %w", portal, err)
 	}
 	allowed := l.allowed(ctx)
 	limit := start.Add(allowed) // the latest slot the caller accepts
 
 	res := p.local.ReserveN(start, 1)
 	if !res.OK() { // cannot happen with LocalBurst >= 1; be defensive
-		return false, fmt.Errorf("limiter: portal %q: local limiter refused", portal)
+		return fmt.Errorf("limiter: portal %q: local limiter refused", portal)
 	}
 	if d := res.DelayFrom(start); d > 0 {
 		if d > allowed {
 			res.CancelAt(start)
-			return false, &DelayError{Portal: portal, Delay: d}
+			return &DelayError{Portal: portal, Delay: d}
 		}
 		if err := sleep(ctx, d); err != nil {
 			res.Cancel()
-			return false, fmt.Errorf("limiter: wait for portal %q: %w", portal, err)
+			return fmt.Errorf("limiter: wait for portal %q: %w", portal, err)
 		}
-		allowed -= time.Since(start)
 	}
 
 	l.subscribe()
 	// Looked up before reserving, so that a cooldown announced while the
 	// script runs is seen below.
 	pz := l.pauseOf(portal)
-	g, err := l.reserveAfterInflight(ctx, p, portal, method, limit, mark)
+	g, err := l.reserveAfterInflight(ctx, p, portal, method, limit, cl)
 	if err != nil {
 		res.Cancel() // gives the local token back if it is still in the future
-		return false, err
+		return err
 	}
-	alreadySet = g.marked
-	at := time.Now().Add(g.delay)
+	granted := time.Now()
+	if cl != nil && cl.mode == claimModeTake {
+		// Taken: from now on the claim is the caller's; a new slot (after a
+		// cooldown) only checks it.
+		cl = &claims{mode: claimModeCheck, list: cl.list, ttl: cl.ttl}
+	}
+	at := granted.Add(g.delay)
 	for {
 		until, paused := pz.snapshot()
 		if until > g.slot {
 			// A 503's cooldown covers the slot: queue again behind it. The
 			// slot given up is lost; the bucket has already moved past it.
-			// (The mark is set already.)
-			if g, err = l.reserveAfterInflight(ctx, p, portal, method, limit, nil); err != nil {
-				return alreadySet, err
+			if g, err = l.reserveAfterInflight(ctx, p, portal, method, limit, cl); err != nil {
+				return err
 			}
 			at = time.Now().Add(g.delay)
 			continue
 		}
 		woken, err := sleepUntil(ctx, at, paused)
 		if err != nil {
-			return alreadySet, fmt.Errorf("limiter: wait for portal %q: slot reserved in %s lost: %w", portal, time.Until(at), err)
+			return fmt.Errorf("limiter: wait for portal %q: slot reserved in %s lost: %w", portal, time.Until(at), err)
 		}
 		if !woken {
 			break
 		}
 		// Woken by a cooldown: compare it with the slot, then sleep on.
 	}
+	if cl != nil && time.Since(granted) > recheckAfter {
+		if err := l.recheck(ctx, portal, cl); err != nil {
+			return err
+		}
+	}
 	l.metrics.Waited(portal, time.Since(start))
-	return alreadySet, nil
+	return nil
+}
+
+// recheck checks cl's claims again after a long sleep for the slot.
+func (l *Limiter) recheck(ctx context.Context, portal string, cl *claims) error {
+	cctx, cancel := l.callCtx(ctx)
+	defer cancel()
+	bad, err := claim.Check(cctx, l.rdb, cl.ttl, cl.list)
+	if err != nil {
+		return fmt.Errorf("limiter: portal %q: %w", portal, err)
+	}
+	if len(bad) > 0 {
+		return &SupersededError{Portal: portal, Indexes: bad}
+	}
+	return nil
 }
 
 // Reserve reserves one slot of method in portal's shared bucket and returns

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/b24queue/b24queue/internal/claim"
 )
 
 // All scripts take the current time in microseconds as ARGV[1]; 0 means "use
@@ -65,6 +67,12 @@ const (
 	grantBlocked  = 1 // the method is blocked
 	grantDelayed  = 2 // not reserved: the slot is further than allowed
 	grantInflight = 3 // not reserved: the calls in flight may use up the budget
+	// not reserved: the claim to take was not fresh (its state in the
+	// answer's slot, its latest send time in the value)
+	grantClaimed = 4
+	// not reserved: claims to check are not the attempt's (their 1-based
+	// indexes in the answer's last element)
+	grantSuperseded = 5
 )
 
 // grantCodes defines grantScript's answer codes as Lua locals.
@@ -73,6 +81,10 @@ var grantCodes = luaConsts(
 	luaConst{"BLOCKED", grantBlocked},
 	luaConst{"DELAYED", grantDelayed},
 	luaConst{"INFLIGHT", grantInflight},
+	luaConst{"CLAIMED", grantClaimed},
+	luaConst{"SUPERSEDED", grantSuperseded},
+	luaConst{"CLAIM_MODE_TAKE", claimModeTake},
+	luaConst{"CLAIM_MODE_CHECK", claimModeCheck},
 )
 
 // luaConst is a Go constant a script shares with its caller.
@@ -99,8 +111,8 @@ func luaConsts(cs ...luaConst) string {
 // KEYS[1] -> PREFIX:{PORTAL}:bucket (keys.Bucket)
 // KEYS[2] -> PREFIX:{PORTAL}:block:METHOD (keys.Block)
 // KEYS[3] -> PREFIX:{PORTAL}:op:METHOD (keys.Report)
-// KEYS[4] -> optional: a marker to set with the grant, a key with the
-// {PORTAL} tag such as PREFIX:{PORTAL}:attempt:TASK_ID (see [Limiter.WaitMarked])
+// KEYS[4..] -> optional: object claims (internal/claim) to take or check
+// with the grant, keys with the {PORTAL} tag (keys.Space.Object)
 // --
 // ARGV[1] -> now, µs (0: the Redis server's clock)
 // ARGV[2] -> configured rate, requests/s
@@ -111,24 +123,29 @@ func luaConsts(cs ...luaConst) string {
 // ARGV[7] -> idle TTL of the bucket, ms
 // ARGV[8] -> operating threshold, µs
 // ARGV[9] -> in-flight TTL, µs
-// ARGV[10] -> TTL of the marker, ms (with KEYS[4] only)
+// ARGV[10] -> claim mode: 0 none, CLAIM_MODE_TAKE (KEYS[4] only),
+// CLAIM_MODE_CHECK (every claim)
+// ARGV[11] -> claim TTL, ms
+// ARGV[12..] -> owner and token of each claim, in KEYS order
 //
-// Output: {code, value, rate, slot, tracked, marked}, rate as a string:
-// {GRANTED, delay µs, rate, slot µs, tracked, marked}: granted; slot = now +
+// Output: {code, value, rate, slot, tracked, extra}, rate as a string:
+// {GRANTED, delay µs, rate, slot µs, tracked, 0}: granted; slot = now +
 // delay is the absolute time of the slot (compared with a cooldown's end by
-// waiters)
+// waiters); a claim taken or checked records the slot as its send time
 // {BLOCKED, until µs, rate, 0, 0, 0}: the method is blocked until until
 // {DELAYED, delay µs, rate, 0, tracked, 0}: not reserved, delay > ARGV[5]
 // {INFLIGHT, wait µs, rate, 0, 1, 0}: not reserved, the calls in flight may
 // use up the method's budget (or the window moved since the last report and
 // one of them is measuring it): ask again after wait
-// tracked is 1 when the method has a report hash; marked is 1 when a grant
-// found the marker already set (it is set, with its TTL, only when the slot
-// is granted).
+// {CLAIMED, since µs, rate, claim state, tracked, 0}: not reserved, the
+// claim to take was not fresh (taken over if Resumed or Look)
+// {SUPERSEDED, 0, rate, 0, tracked, {indexes}}: not reserved, the claims at
+// those 1-based indexes are not the attempt's any more
+// tracked is 1 when the method has a report hash.
 var grantScript = redis.NewScript(grantLua)
 
 // grantLua is grantScript's source.
-var grantLua = luaPrelude + grantCodes + `
+var grantLua = luaPrelude + grantCodes + claim.Lua + `
 local cfg = tonumber(ARGV[2])
 local burst = tonumber(ARGV[3])
 local minr = tonumber(ARGV[4])
@@ -179,6 +196,20 @@ if delay < 0 then delay = 0 end
 if maxd >= 0 and delay > maxd then
   return {DELAYED, math.ceil(delay), tostring(r), 0, tracked, 0}
 end
+local mode = tonumber(ARGV[10])
+if mode == CLAIM_MODE_TAKE then
+  local st, at = claim_take(KEYS[4], ARGV[12], ARGV[13], now + delay, tonumber(ARGV[11]))
+  if st ~= CLAIM_FRESH then return {CLAIMED, at, tostring(r), st, tracked, 0} end
+elseif mode == CLAIM_MODE_CHECK then
+  local bad = {}
+  for i = 4, #KEYS do
+    local j = 12 + 2 * (i - 4)
+    if claim_check(KEYS[i], ARGV[j], ARGV[j + 1], now + delay, tonumber(ARGV[11])) ~= CLAIM_OURS then
+      bad[#bad + 1] = i - 3
+    end
+  end
+  if #bad > 0 then return {SUPERSEDED, 0, tostring(r), 0, tracked, bad} end
+end
 tat = tat + T
 if tracked == 1 then
   redis.call('HSET', KEYS[3], 'fl', fl + 1, 'fl_at', fmt(now))
@@ -198,11 +229,7 @@ else
 end
 redis.call('HSET', KEYS[1], 'tat', fmt(tat), 'rate', string.format('%.17g', r), 'n', n)
 redis.call('PEXPIRE', KEYS[1], math.ceil((tat - now) / 1000) + idle)
-local marked = 0
-if KEYS[4] then
-  if redis.call('SET', KEYS[4], fmt(math.floor(now / 1000000)), 'PX', tonumber(ARGV[10]), 'GET') then marked = 1 end
-end
-return {GRANTED, math.ceil(delay), tostring(r), now + math.ceil(delay), tracked, marked}
+return {GRANTED, math.ceil(delay), tostring(r), now + math.ceil(delay), tracked, 0}
 `
 
 // throttleScript records a 503: it pushes tat so that the bucket is full at

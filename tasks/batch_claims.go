@@ -93,7 +93,7 @@ return 0
 `)
 
 func (h *Handler) claimKey(portal, itemTaskID string) string {
-	return h.attempts.keys.Claim(portal, itemTaskID)
+	return h.claims.keys.Claim(portal, itemTaskID)
 }
 
 // retake sets owner's claim on an item again, after handing it on failed
@@ -104,7 +104,7 @@ func (h *Handler) retake(ctx context.Context, portal, owner, itemTaskID string) 
 		return
 	}
 	key := h.claimKey(portal, itemTaskID)
-	if err := h.attempts.rdb.Set(context.WithoutCancel(ctx), key, owner, claimTTL).Err(); err != nil {
+	if err := h.claims.rdb.Set(context.WithoutCancel(ctx), key, owner, claimTTL).Err(); err != nil {
 		h.logger.WarnContext(ctx, "take a batch item claim back", "task_id", itemTaskID, "err", err)
 	}
 }
@@ -125,7 +125,7 @@ func (r *batchRun) claim(ctx context.Context, owner string, todo []*batchItem) (
 	if len(keys) == 0 {
 		return todo, nil
 	}
-	got, err := claimScript.Run(ctx, r.h.attempts.rdb, keys, owner, claimTTL.Milliseconds()).Int64Slice()
+	got, err := claimScript.Run(ctx, r.h.claims.rdb, keys, owner, claimTTL.Milliseconds()).Int64Slice()
 	if err != nil {
 		return nil, fmt.Errorf("claim batch items: %w", err)
 	}
@@ -165,7 +165,7 @@ func (h *Handler) release(ctx context.Context, portal, owner string, handOn bool
 	if handOn {
 		next = "q:" + owner
 	}
-	if err := releaseScript.Run(ctx, h.attempts.rdb, keys, owner, next, claimTTL.Milliseconds()).Err(); err != nil {
+	if err := releaseScript.Run(ctx, h.claims.rdb, keys, owner, next, claimTTL.Milliseconds()).Err(); err != nil {
 		return fmt.Errorf("release batch item claims: %w", err)
 	}
 	return nil

@@ -32,7 +32,7 @@ func withBatch(t testing.TB, b *bundle) *batchSetup {
 	if os.Getenv("BATCH_DEBUG") != "" {
 		// Every batch and requeue on stderr.
 		logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-		h, err := NewHandler(HandlerConfig{Portals: []*Portal{b.b24portal}, Attempts: b.attempts, Imports: bs.bimports, Logger: logger})
+		h, err := NewHandler(HandlerConfig{Portals: []*Portal{b.b24portal}, Claims: b.claims, Imports: bs.bimports, Logger: logger})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/b24queue/b24queue/internal/claim"
 	"github.com/hibiken/asynq"
 )
 
@@ -23,6 +24,17 @@ import (
 func (r *batchRun) apply(ctx context.Context, it *batchItem, err error) error {
 	d := r.h.decide(ctx, r.portal.Name, err)
 	group := BatchGroup(r.portal.Name, it.method)
+	if !d.lookFirst {
+		// The portal surely created nothing: the next creator need not
+		// look (an ambiguous failure leaves the claim to this task). An
+		// item going back into its group is settled before, or its next
+		// batch could find the claim still this run's and wait for it.
+		it.settle = claim.Free
+		if d.verdict != fail {
+			r.h.settle(ctx, claim.Settlement{Claim: it.claim, Outcome: claim.Free})
+			it.settle = 0
+		}
+	}
 	switch d.verdict {
 	case fail:
 		return r.failed(ctx, it, d.err.Error())
@@ -73,6 +85,7 @@ func (h *Handler) failBatch(ctx context.Context, t *asynq.Task, err error) error
 
 // created records an item's ID in its import (releasing its children).
 func (r *batchRun) created(ctx context.Context, it *batchItem, id int64, adopted bool) error {
+	it.settle = claim.Known
 	if it.ref.ImportID != "" && r.h.imports != nil {
 		if err := r.h.imports.Created(ctx, it.ref.ImportID, it.ref.Key, id); err != nil {
 			return fmt.Errorf("record import item %s: %w", it.ref.Key, err)
@@ -142,6 +155,9 @@ func (r *batchRun) requeue(ctx context.Context, it *batchItem, group string, at 
 	if transient {
 		n := it.ref.Requeued + 1
 		if n > r.h.maxRequeues {
+			if it.settle == 0 {
+				it.settle = claim.Known // the outcome stays unknown: the next creator looks first
+			}
 			return r.failed(ctx, it, fmt.Sprintf("gave up after %d transient failures, the last: %s", it.ref.Requeued, reason))
 		}
 		payload, err := withRequeued(it.Payload, n)

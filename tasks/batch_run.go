@@ -64,10 +64,12 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/hibiken/asynq"
 
 	"github.com/b24queue/b24queue/b24"
+	"github.com/b24queue/b24queue/internal/claim"
 	"github.com/b24queue/b24queue/limiter"
 )
 
@@ -91,6 +93,18 @@ type batchItem struct {
 	ref    itemRef
 	dept   DepartmentPayload
 	wp     WorkplacePayload
+	// claim is the run's claim on the item's object (claims.go), once
+	// taken; settle is how the run settles it (0: leave it as it is).
+	claim  claim.Claim
+	settle claim.Outcome
+}
+
+// identity returns the kind and identity of the item's object claim.
+func (it *batchItem) identity() (kind, identity string) {
+	if it.method == methodWorkplaceAdd {
+		return kindWorkplace, workplaceIdentity(it.wp.Title)
+	}
+	return kindDepartment, departmentIdentity(it.dept.Parent, it.dept.Name)
 }
 
 func (it *batchItem) name() string {
@@ -144,6 +158,7 @@ type batchRun struct {
 	portal *Portal
 	group  string
 	owner  string // the batch task's ID
+	token  string // this run's claim token
 	res    batchResult
 	// recordErr collects failures to record an item's outcome (Redis), as
 	// opposed to failures of a call to the portal.
@@ -170,7 +185,7 @@ func (h *Handler) processBatch(ctx context.Context, t *asynq.Task) error {
 		return &PermanentError{Err: fmt.Errorf("%w %q: the worker has no credentials for it", ErrUnknownPortal, p.Portal)}
 	}
 	taskID, _ := asynq.GetTaskID(ctx)
-	r := &batchRun{h: h, portal: portal, group: p.Group, owner: taskID, res: batchResult{Items: len(p.Items)}}
+	r := &batchRun{h: h, portal: portal, group: p.Group, owner: taskID, token: claim.NewToken(), res: batchResult{Items: len(p.Items)}}
 	todo, err := r.prepare(ctx, p.Items)
 	if err != nil {
 		return err
@@ -184,50 +199,109 @@ func (h *Handler) processBatch(ctx context.Context, t *asynq.Task) error {
 	return nil
 }
 
-// run looks todo up when an earlier attempt may have created some of it (or
-// the batch is a verify batch), then creates the rest in chunks of
-// b24.MaxBatch (1 with plain), one batch request (or plain call) each.
-func (r *batchRun) run(ctx context.Context, todo []*batchItem, verify, plain bool) error {
-	h, portal := r.h, r.portal.Name
+// run takes the claims of todo's objects, looks up the items an earlier
+// attempt may have created (all of them in a verify batch or a retried run),
+// then creates the rest in chunks of b24.MaxBatch (1 with plain), one batch
+// request (or plain call) each. The claims are settled when it returns.
+func (r *batchRun) run(ctx context.Context, todo []*batchItem, verify, plain bool) (err error) {
 	retried, _ := asynq.GetRetryCount(ctx)
-	marked, err := h.attempts.Begin(ctx, portal, r.owner)
+	create, look, err := r.claimObjects(ctx, todo, verify || retried > 0)
 	if err != nil {
 		return err
 	}
-	uncertain := marked || retried > 0
-	// clear removes the marker once nothing this run sent can have created
-	// an object we do not know about.
-	clear := func() {
-		if cerr := h.attempts.Clear(ctx, portal, r.owner); cerr != nil {
-			h.logger.WarnContext(ctx, "clear attempt marker", "task_id", r.owner, "err", cerr)
-		}
-	}
-	if uncertain || verify {
-		if todo, err = r.lookup(ctx, todo); err != nil {
-			if !uncertain {
-				clear()
-			}
+	defer r.settleClaims(ctx, todo)
+	if len(look) > 0 {
+		missing, err := r.lookup(ctx, look)
+		if err != nil {
+			// Nothing is known of them: their claims stay this task's,
+			// so the retry looks again.
 			return fmt.Errorf("look up before creating: %w", err)
 		}
+		create = append(create, missing...)
 	}
-	// Every remaining item is known not to exist: nothing is uncertain.
-	if len(todo) > 0 {
-		if err := r.checkBlocked(ctx, todo); err != nil {
-			clear()
+	if len(create) > 0 {
+		if err := r.checkBlocked(ctx, create); err != nil {
+			freeUnsettled(create)
 			return err
 		}
 	}
-	if err := r.sendAll(ctx, todo, plain); err != nil {
+	if err := r.sendAll(ctx, create, plain); err != nil {
 		if !b24.IsAmbiguous(err) {
-			clear()
+			freeUnsettled(create)
 		}
 		return err
 	}
-	clear()
 	// Every item was sent and answered, but an outcome that could not be
 	// recorded fails the run: the retry (retried > 0) looks every item up
 	// again and skips the ones put back.
 	return r.recordErr
+}
+
+// claimObjects takes the claim of every item's object (one round trip) and
+// sorts the items: to create at once, or to look up first (lookAll, or an
+// earlier attempt on the object). Items another task is creating are put
+// back to wait (not counted as a failure). When an earlier create request
+// of an item may still be running at the portal, the batch parks until it
+// cannot be.
+func (r *batchRun) claimObjects(ctx context.Context, todo []*batchItem, lookAll bool) (create, look []*batchItem, err error) {
+	cs := make([]claim.Claim, len(todo))
+	for i, it := range todo {
+		owner := it.TaskID
+		if owner == "" {
+			owner = r.owner + "#" + strconv.Itoa(i)
+		}
+		kind, identity := it.identity()
+		it.claim = r.h.claims.of(r.portal.Name, kind, identity, owner, r.token)
+		cs[i] = it.claim
+	}
+	taken, err := r.h.claims.take(ctx, cs)
+	if err != nil {
+		return nil, nil, err
+	}
+	now := r.h.clock.now()
+	var waitUntil time.Time
+	for i, it := range todo {
+		switch tk := taken[i]; {
+		case tk.State == claim.Busy:
+			group := BatchGroup(r.portal.Name, it.method)
+			r.record(r.requeue(ctx, it, group, now.Add(busyPark), false, "another task is creating the same object"))
+		case lookAll || tk.State.LookFirst():
+			if at := r.h.claims.lookAfter(tk); at.After(waitUntil) {
+				waitUntil = at
+			}
+			look = append(look, it)
+		default:
+			create = append(create, it)
+		}
+	}
+	if waitUntil.After(now) {
+		// The whole batch waits, so its items stay together: they come
+		// back as this task, their claims still its own.
+		return nil, nil, &ParkError{Until: waitUntil, Reason: "an earlier attempt's request may still be running at the portal"}
+	}
+	return create, look, nil
+}
+
+// freeUnsettled frees the claims of items without an outcome: the portal
+// surely created nothing for them.
+func freeUnsettled(items []*batchItem) {
+	for _, it := range items {
+		if it.settle == 0 {
+			it.settle = claim.Free
+		}
+	}
+}
+
+// settleClaims settles the claims of the items that have an outcome, in one
+// round trip.
+func (r *batchRun) settleClaims(ctx context.Context, items []*batchItem) {
+	var ss []claim.Settlement
+	for _, it := range items {
+		if it.settle != 0 && it.claim.Key != "" {
+			ss = append(ss, claim.Settlement{Claim: it.claim, Outcome: it.settle})
+		}
+	}
+	r.h.settle(ctx, ss...)
 }
 
 // sendAll creates todo chunk by chunk. A failure of the first chunk's call
@@ -349,11 +423,15 @@ func (r *batchRun) checkBlocked(ctx context.Context, todo []*batchItem) error {
 // item of the chunk has an outcome. Failures to record an outcome go to
 // r.recordErr.
 func (r *batchRun) send(ctx context.Context, chunk []*batchItem) error {
+	chunk, err := r.paceChunk(ctx, b24.MethodBatch, chunk)
+	if err != nil || len(chunk) == 0 {
+		return err
+	}
 	cmds := make([]b24.BatchCommand, len(chunk))
 	for i, it := range chunk {
 		cmds[i] = it.command(cmdKey(i))
 	}
-	res, _, err := r.portal.Client.Batch(ctx, false, cmds)
+	res, _, err := r.portal.Client.Batch(withPrepaid(ctx, b24.MethodBatch), false, cmds)
 	if err != nil {
 		return err
 	}
@@ -408,10 +486,50 @@ func decodeCreated(chunk []*batchItem, res b24.BatchResult) ([]int64, []error) {
 
 func cmdKey(i int) string { return "c" + strconv.Itoa(i) }
 
+// paceChunk waits for the slot of the request that creates chunk, granted
+// only while the chunk's claims are still this run's (fencing: a run that
+// outlived its lease must not create what another run now owns). Items
+// whose claims another run took over are dropped from the chunk (skipped:
+// that run has them), and the slot is asked again for the rest.
+func (r *batchRun) paceChunk(ctx context.Context, method string, chunk []*batchItem) ([]*batchItem, error) {
+	for len(chunk) > 0 {
+		cs := make([]claim.Claim, len(chunk))
+		for i, it := range chunk {
+			cs[i] = it.claim
+		}
+		err := r.portal.paceChecked(ctx, method, cs, r.h.claims.ttl)
+		se, ok := errors.AsType[*limiter.SupersededError](err)
+		if !ok {
+			if err != nil {
+				return nil, fmt.Errorf("b24: %s: pacer: %w", method, err)
+			}
+			return chunk, nil
+		}
+		drop := make(map[int]bool, len(se.Indexes))
+		for _, i := range se.Indexes {
+			drop[i] = true
+		}
+		kept := chunk[:0:0]
+		for i, it := range chunk {
+			if !drop[i] {
+				kept = append(kept, it)
+				continue
+			}
+			r.res.Skipped++
+			r.h.logger.WarnContext(ctx, "batch item skipped: another run of it took over", "portal", r.portal.Name, "task_id", it.TaskID)
+		}
+		chunk = kept
+	}
+	return chunk, nil
+}
+
 // sendOne creates a single item with the plain method. A permanent error
 // fails the item; any other error is returned for the task as a whole.
 func (r *batchRun) sendOne(ctx context.Context, it *batchItem) error {
-	id, err := it.create(ctx, r.portal.Client)
+	if left, err := r.paceChunk(ctx, it.method, []*batchItem{it}); err != nil || len(left) == 0 {
+		return err
+	}
+	id, err := it.create(withPrepaid(ctx, it.method), r.portal.Client)
 	switch {
 	case err == nil:
 		r.record(r.created(ctx, it, id, false))

@@ -68,6 +68,9 @@ func (h *Handler) processDepartment(ctx context.Context, t *asynq.Task) error {
 		method:   methodDepartmentAdd,
 		importID: p.ImportID,
 		key:      p.Key,
+		kind:     kindDepartment,
+		identity: departmentIdentity(p.Parent, p.Name),
+		what:     "department",
 		lookup: func(ctx context.Context, c *b24.Client) (int64, bool, error) {
 			d, found, err := c.FindDepartment(ctx, p.Name, p.Parent)
 			return d.ID, found, err

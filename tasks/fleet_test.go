@@ -86,11 +86,19 @@ type fleetConfig struct {
 	concurrency int
 	// webhook overrides the portal credentials the workers use.
 	webhook func(good string) string
+	// claims adjusts the workers' object claims (after testRequestCap).
+	claims []ClaimsOption
 }
+
+// testRequestCap is how long the tests' workers wait before they look up
+// an object whose create request's answer was lost. The simulator answers
+// (or drops) a request only after doing its work, so a request is never
+// still running once its answer is lost; a second keeps the tests quick.
+var testRequestCap = WithRequestCap(time.Second)
 
 func startFleet(t *testing.T, cfg fleetConfig) *fleet {
 	t.Helper()
-	_, prefix := redisWithPrefix(t)
+	prefix := testutil.Unique("t")
 	f := &fleet{
 		sim:    b24test.New(cfg.sim),
 		portal: fmt.Sprintf("e2e-%d", rand.Int64N(1<<40)),
@@ -120,7 +128,7 @@ func startFleet(t *testing.T, cfg fleetConfig) *fleet {
 		if err != nil {
 			t.Fatal(err)
 		}
-		h, err := NewHandler(HandlerConfig{Portals: []*Portal{portal}, Attempts: NewAttempts(rdb, prefix), Logger: logger})
+		h, err := NewHandler(HandlerConfig{Portals: []*Portal{portal}, Claims: NewClaims(rdb, prefix, append([]ClaimsOption{testRequestCap}, cfg.claims...)...), Logger: logger})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/b24queue/b24queue/b24"
+	"github.com/b24queue/b24queue/internal/claim"
 )
 
 // ImportTracker records the outcome of tasks that belong to an import and
@@ -30,24 +31,24 @@ type ImportTracker interface {
 // Handler processes department:create and workplace:create tasks. It is safe
 // for concurrent use by every worker goroutine of an asynq server.
 type Handler struct {
-	portals  map[string]*Portal
-	attempts *Attempts
-	imports  ImportTracker
-	logger   *slog.Logger
-	metrics  *Metrics
-	clock    clock
+	portals map[string]*Portal
+	claims  *Claims
+	imports ImportTracker
+	logger  *slog.Logger
+	metrics *Metrics
+	clock   clock
 	// maxRequeues is maxItemRequeues (tests lower it).
 	maxRequeues int
 }
 
-// HandlerConfig holds what a Handler needs. Portals and Attempts are
+// HandlerConfig holds what a Handler needs. Portals and Claims are
 // required; Imports may be nil when no imports are processed.
 type HandlerConfig struct {
-	Portals  []*Portal
-	Attempts *Attempts
-	Imports  ImportTracker
-	Logger   *slog.Logger
-	Metrics  *Metrics
+	Portals []*Portal
+	Claims  *Claims
+	Imports ImportTracker
+	Logger  *slog.Logger
+	Metrics *Metrics
 	// Now is the clock of park times and requeues (default time.Now): tests
 	// inject one.
 	Now func() time.Time
@@ -55,19 +56,19 @@ type HandlerConfig struct {
 
 // NewHandler returns a Handler for cfg.
 func NewHandler(cfg HandlerConfig) (*Handler, error) {
-	if cfg.Attempts == nil {
-		return nil, errors.New("tasks: HandlerConfig.Attempts is required")
+	if cfg.Claims == nil {
+		return nil, errors.New("tasks: HandlerConfig.Claims is required")
 	}
 	if len(cfg.Portals) == 0 {
 		return nil, errors.New("tasks: HandlerConfig.Portals is empty")
 	}
 	h := &Handler{
-		portals:  make(map[string]*Portal, len(cfg.Portals)),
-		attempts: cfg.Attempts,
-		imports:  cfg.Imports,
-		logger:   cfg.Logger,
-		metrics:  cfg.Metrics,
-		clock:    clock{nowFn: cfg.Now},
+		portals: make(map[string]*Portal, len(cfg.Portals)),
+		claims:  cfg.Claims,
+		imports: cfg.Imports,
+		logger:  cfg.Logger,
+		metrics: cfg.Metrics,
+		clock:   clock{nowFn: cfg.Now},
 
 		maxRequeues: maxItemRequeues,
 	}
@@ -103,8 +104,11 @@ func (h *Handler) PortalNames() []string {
 type creation struct {
 	portal, method string
 	importID, key  string
-	lookup         func(context.Context, *b24.Client) (int64, bool, error)
-	create         func(context.Context, *b24.Client) (int64, error)
+	// kind and identity name the object's claim (claims.go); what is the
+	// object in words, for logs.
+	kind, identity, what string
+	lookup               func(context.Context, *b24.Client) (int64, bool, error)
+	create               func(context.Context, *b24.Client) (int64, error)
 }
 
 // createResult is what a finished task writes with its ResultWriter.
@@ -133,45 +137,76 @@ func (h *Handler) createOnce(ctx context.Context, t *asynq.Task, c creation) err
 
 	taskID, _ := asynq.GetTaskID(ctx)
 	retried, _ := asynq.GetRetryCount(ctx)
-	var uncertain bool
-	var err error
-	if mark, ok := h.attempts.Mark(c.portal, taskID); ok && retried == 0 {
-		// A first attempt rarely looks up, so the limiter sets the marker
-		// with the grant of the create call's slot: one round trip. The
-		// marker is set only if the slot is granted, so a refusal (a
-		// block, a long delay) leaves none behind; a granted slot lost to
-		// a 503's cooldown or a cancellation leaves it, and the next
-		// attempt looks up, which is only wasted work.
-		if uncertain, err = portal.paceMarked(ctx, c.method, &mark); err != nil {
-			return fmt.Errorf("b24: %s: pacer: %w", c.method, err)
-		}
-		ctx = withPrepaid(ctx, c.method)
-	} else if uncertain, err = h.attempts.Begin(ctx, c.portal, taskID); err != nil {
+	owner := taskID
+	if owner == "" { // run outside an asynq server: a claim of its own
+		owner = "run-" + claim.NewToken()
+	}
+	cl := h.claims.of(c.portal, c.kind, c.identity, owner, claim.NewToken())
+	taken, granted, err := h.claimObject(ctx, portal, c.method, cl)
+	if err != nil {
 		return err
 	}
-	if uncertain || retried > 0 {
+	now := h.clock.now()
+	switch {
+	case taken.State == claim.Busy:
+		return &ParkError{Until: now.Add(busyPark), Reason: fmt.Sprintf("another task is creating the same %s", c.what)}
+	case taken.State.LookFirst() || retried > 0:
+		if at := h.claims.lookAfter(taken); at.After(now) {
+			return &ParkError{Until: at, Reason: "an earlier attempt's request may still be running at the portal"}
+		}
 		id, found, err := c.lookup(ctx, portal.Client)
 		if err != nil {
-			// The marker stays: the earlier attempt is still unexplained.
+			// The claim stays this task's: the next run looks again.
 			return fmt.Errorf("look up before creating again: %w", err)
 		}
 		if found {
 			h.metrics.adopted(c.portal, c.method)
+			h.settle(ctx, claim.Settlement{Claim: cl, Outcome: claim.Known})
 			return h.finish(ctx, t, c, id, true)
 		}
 	}
-	id, err := c.create(ctx, portal.Client)
+	if !granted {
+		if err := portal.paceChecked(ctx, c.method, []claim.Claim{cl}, h.claims.ttl); err != nil {
+			return fmt.Errorf("b24: %s: pacer: %w", c.method, err)
+		}
+	}
+	id, err := c.create(withPrepaid(ctx, c.method), portal.Client)
 	if err != nil {
 		if !b24.IsAmbiguous(err) {
-			// The portal did not create anything: the next attempt may
-			// create without looking up first.
-			if cerr := h.attempts.Clear(ctx, c.portal, taskID); cerr != nil {
-				h.logger.WarnContext(ctx, "clear attempt marker", "task_id", taskID, "err", cerr)
-			}
+			// The portal created nothing: whoever comes next may create.
+			h.settle(ctx, claim.Settlement{Claim: cl, Outcome: claim.Free})
 		}
 		return err
 	}
+	h.settle(ctx, claim.Settlement{Claim: cl, Outcome: claim.Known})
 	return h.finish(ctx, t, c, id, false)
+}
+
+// claimObject takes the object's claim: in the grant of the create
+// request's slot (granted is true when the claim was fresh and the slot is
+// the caller's), or, when replicas must acknowledge it, in a round trip of
+// its own (no slot granted).
+func (h *Handler) claimObject(ctx context.Context, portal *Portal, method string, cl claim.Claim) (taken claim.Taken, granted bool, err error) {
+	if h.claims.replicas > 0 {
+		ts, err := h.claims.take(ctx, []claim.Claim{cl})
+		if err != nil {
+			return claim.Taken{}, false, err
+		}
+		return ts[0], false, nil
+	}
+	taken, err = portal.paceClaim(ctx, method, cl, h.claims.ttl)
+	if err != nil {
+		return claim.Taken{}, false, fmt.Errorf("b24: %s: pacer: %w", method, err)
+	}
+	return taken, taken.State == claim.Fresh, nil
+}
+
+// settle settles claims; a failure only leaves them to their TTL (the next
+// run of their owner looks first, others wait), so it is logged.
+func (h *Handler) settle(ctx context.Context, ss ...claim.Settlement) {
+	if err := h.claims.settle(ctx, ss); err != nil {
+		h.logger.WarnContext(ctx, "settle object claims", "err", err)
+	}
 }
 
 // finish records a created (or adopted) object: in the import state first,
@@ -182,10 +217,6 @@ func (h *Handler) finish(ctx context.Context, t *asynq.Task, c creation, id int6
 			return fmt.Errorf("record import item %s: %w", c.key, err)
 		}
 	}
-	// The attempt marker is left to expire: a finished task only runs again
-	// if asynq failed to record it as done, and then looking up first is
-	// exactly right. Not deleting it saves a round trip per created object.
-	//
 	// Only single tasks write their result (the created ID, shown in the
 	// dashboard): an import item's ID is in the import state already, and
 	// its deterministic task ID must not be recreated by a late HSET after

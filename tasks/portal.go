@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/b24queue/b24queue/b24"
+	"github.com/b24queue/b24queue/internal/claim"
 	"github.com/b24queue/b24queue/limiter"
 )
 
@@ -90,7 +91,8 @@ type prepaid struct {
 }
 
 // withPrepaid returns ctx whose first request of method through the portal's
-// client uses a slot the caller has already obtained (Portal.paceMarked).
+// client uses a slot the caller has already obtained (Portal.paceClaim,
+// Portal.paceChecked).
 func withPrepaid(ctx context.Context, method string) context.Context {
 	return context.WithValue(ctx, prepaidKey{}, &prepaid{method: method})
 }
@@ -104,22 +106,37 @@ func (pc pacer) Wait(ctx context.Context, method string) error {
 
 // pace waits on the shared limiter for one request of method.
 func (p *Portal) pace(ctx context.Context, method string) error {
-	_, err := p.paceMarked(ctx, method, nil)
+	start := time.Now()
+	err := p.limiter.Wait(ctx, p.Name, method)
+	p.waited(start, err)
 	return err
 }
 
-// paceMarked is pace that also sets mark with the grant when mark is not
-// nil (limiter.Limiter.WaitMarked), and reports whether it was set before.
-func (p *Portal) paceMarked(ctx context.Context, method string, mark *limiter.Mark) (alreadySet bool, err error) {
+// paceClaim waits for the slot of a create request of method and takes the
+// object's claim c in the same step (limiter.Limiter.WaitClaim): the slot is
+// granted only when the claim was fresh.
+func (p *Portal) paceClaim(ctx context.Context, method string, c claim.Claim, ttl time.Duration) (claim.Taken, error) {
 	start := time.Now()
-	if mark != nil {
-		alreadySet, err = p.limiter.WaitMarked(ctx, p.Name, method, *mark)
-	} else {
-		err = p.limiter.Wait(ctx, p.Name, method)
-	}
+	taken, err := p.limiter.WaitClaim(ctx, p.Name, method, c, ttl)
+	p.waited(start, err)
+	return taken, err
+}
+
+// paceChecked waits for the slot of a create request of method, granted
+// only while every claim of cs is still this run's
+// (limiter.Limiter.WaitChecked).
+func (p *Portal) paceChecked(ctx context.Context, method string, cs []claim.Claim, ttl time.Duration) error {
+	start := time.Now()
+	err := p.limiter.WaitChecked(ctx, p.Name, method, cs, ttl)
+	p.waited(start, err)
+	return err
+}
+
+// waited records how long a request waited for the limiter, unless it was
+// refused for a blocked method (that wait is a park, not pacing).
+func (p *Portal) waited(start time.Time, err error) {
 	var blocked *limiter.BlockedError
 	if err == nil || !errors.As(err, &blocked) {
 		p.metrics.waited(p.Name, time.Since(start))
 	}
-	return alreadySet, err
 }

@@ -35,7 +35,7 @@ type bundle struct {
 	client    *asynq.Client
 	inspector *asynq.Inspector
 	limiter   *limiter.Limiter
-	attempts  *Attempts
+	claims    *Claims
 	b24portal *Portal
 	imports   *Imports
 	handler   *Handler
@@ -84,7 +84,7 @@ func setup(t testing.TB, cfg ...func(*setupConfig)) *bundle {
 
 	b.sim = b24test.NewServer(t, sc.sim)
 	b.limiter = limiter.New(rdb, sc.limits, limiter.WithPrefix(b.prefix+":lim"), limiter.WithLogger(b.logger))
-	b.attempts = NewAttempts(rdb, b.prefix)
+	b.claims = NewClaims(rdb, b.prefix, testRequestCap)
 	var err error
 	b.b24portal, err = NewPortal(PortalConfig{Name: b.portal, WebhookURL: b.sim.WebhookURL(), Limits: sc.limits, Timeout: 10 * time.Second},
 		b.limiter, nil, nil, b.logger)
@@ -99,7 +99,7 @@ func setup(t testing.TB, cfg ...func(*setupConfig)) *bundle {
 // newHandler returns a Handler of the bundle's portal reporting to tracker.
 func (b *bundle) newHandler(t testing.TB, tracker ImportTracker) *Handler {
 	t.Helper()
-	h, err := NewHandler(HandlerConfig{Portals: []*Portal{b.b24portal}, Attempts: b.attempts, Imports: tracker, Logger: b.logger})
+	h, err := NewHandler(HandlerConfig{Portals: []*Portal{b.b24portal}, Claims: b.claims, Imports: tracker, Logger: b.logger})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -59,6 +59,9 @@ func (h *Handler) processWorkplace(ctx context.Context, t *asynq.Task) error {
 		method:   methodWorkplaceAdd,
 		importID: p.ImportID,
 		key:      p.Key,
+		kind:     kindWorkplace,
+		identity: workplaceIdentity(p.Title),
+		what:     "workplace",
 		lookup: func(ctx context.Context, c *b24.Client) (int64, bool, error) {
 			s, found, err := c.FindAutomatedSolution(ctx, p.Title)
 			return s.ID, found, err

@@ -33,7 +33,7 @@ func startWorker(t *testing.T, f *fixture, sim b24test.Config) *b24test.Server {
 	client := asynq.NewClientFromRedisClient(f.rdb)
 	h, err := tasks.NewHandler(tasks.HandlerConfig{
 		Portals:  []*tasks.Portal{portal},
-		Attempts: tasks.NewAttempts(f.rdb, f.app.Prefix),
+		Claims:   tasks.NewClaims(f.rdb, f.app.Prefix),
 		Imports:  tasks.NewImports(f.rdb, client, f.app.Prefix, logger),
 		Logger:   logger,
 	})

@@ -13,8 +13,8 @@
 //	PREFIX:{PORTAL}:block:METHOD      limiter: end of METHOD's operating-time block
 //	PREFIX:{PORTAL}:op:METHOD         limiter: METHOD's last operating report, calls in flight
 //	PREFIX:{PORTAL}:throttled         limiter: pub/sub channel of 503 cooldowns (holds nothing)
-//	PREFIX:{PORTAL}:attempt:TASK_ID   tasks: marker of a create whose outcome is unknown
 //	PREFIX:{PORTAL}:claim:TASK_ID     tasks: which batch holds an import item
+//	PREFIX:{PORTAL}:obj:KIND:HASH     tasks: who is creating an object (internal/claim)
 //	PREFIX:{PORTAL}:oauth             worker: the portal's OAuth token pair (the only key with secrets)
 //	PREFIX:imp:{ID}:meta|spec|...     import state, see Import
 //
@@ -27,7 +27,11 @@
 // validated by their producers; Tag refuses nothing, so callers check).
 package keys
 
-import "strings"
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+)
 
 // DefaultPrefix is the prefix of every key unless another is configured.
 const DefaultPrefix = "b24q"
@@ -91,11 +95,17 @@ func (s Space) PortalOfThrottled(channel string) (string, bool) {
 	return portal, ok && portal != ""
 }
 
-// Attempt is the marker of a create attempt of task taskID on a portal.
-func (s Space) Attempt(portal, taskID string) string { return s.portal(portal, "attempt", taskID) }
-
 // Claim says which batch task holds the import item task itemTaskID.
 func (s Space) Claim(portal, itemTaskID string) string { return s.portal(portal, "claim", itemTaskID) }
+
+// Object is the claim (internal/claim) on creating one object of a portal:
+// kind "d" for a department, "w" for a workplace; identity is what makes
+// the object the same one (parent and name, or title), stored as a SHA-256
+// prefix so that any name makes a short, safe key.
+func (s Space) Object(portal, kind, identity string) string {
+	sum := sha256.Sum256([]byte(identity))
+	return s.portal(portal, "obj", kind, hex.EncodeToString(sum[:16]))
+}
 
 // OAuth holds a portal's OAuth token pair: the only key with secrets.
 func (s Space) OAuth(portal string) string { return s.portal(portal, "oauth") }

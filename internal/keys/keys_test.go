@@ -1,6 +1,8 @@
 package keys
 
 import (
+	"crypto/sha256"
+	"fmt"
 	"slices"
 	"testing"
 )
@@ -21,7 +23,7 @@ func TestLayout(t *testing.T) {
 		{s.Report("acme", "department.add"), "pfx:{acme}:op:department.add"},
 		{s.Throttled("acme"), "pfx:{acme}:throttled"},
 		{s.ThrottledPattern(), "pfx:{*}:throttled"},
-		{s.Attempt("acme", "t1"), "pfx:{acme}:attempt:t1"},
+		{s.Object("acme", "d", "1\x00sales"), "pfx:{acme}:obj:d:" + fmt.Sprintf("%x", sha256.Sum256([]byte("1\x00sales")))[:32]},
 		{s.Claim("acme", "t1"), "pfx:{acme}:claim:t1"},
 		{s.OAuth("acme"), "pfx:{acme}:oauth"},
 		{s.PortalPattern("acme"), "pfx:{acme}:*"},

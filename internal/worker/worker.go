@@ -209,11 +209,11 @@ func portalConfig(p config.Portal, timeout time.Duration, insecureHosts []string
 	return pc
 }
 
-// attemptsOptions makes attempt markers wait for a replica with Sentinel,
-// where a failover may otherwise lose a marker written just before it.
-func attemptsOptions(r config.Redis) []tasks.AttemptsOption {
+// claimsOptions makes object claims wait for a replica with Sentinel, where
+// a failover may otherwise lose a claim written just before it.
+func claimsOptions(r config.Redis) []tasks.ClaimsOption {
 	if len(r.ClusterAddrs) == 0 && strings.HasPrefix(r.URL, "redis-sentinel://") {
-		return []tasks.AttemptsOption{tasks.WithReplicaAck(1, 100*time.Millisecond)}
+		return []tasks.ClaimsOption{tasks.WithReplicaAck(1, 100*time.Millisecond)}
 	}
 	return nil
 }
@@ -238,10 +238,10 @@ func (w *Worker) build(connOpt asynq.RedisConnOpt, o options) error {
 		names = append(names, p.Name)
 	}
 	hc := tasks.HandlerConfig{
-		Portals:  w.portals,
-		Attempts: tasks.NewAttempts(w.rdb, o.prefix, attemptsOptions(w.cfg.Redis)...),
-		Logger:   w.logger,
-		Metrics:  m,
+		Portals: w.portals,
+		Claims:  tasks.NewClaims(w.rdb, o.prefix, claimsOptions(w.cfg.Redis)...),
+		Logger:  w.logger,
+		Metrics: m,
 	}
 	// The import engine shares the worker's Redis connection: the same
 	// connection kind (single, Sentinel, Cluster) for the queue, the limiter
@@ -416,7 +416,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			// asynq has put the tasks still running back in their queues but
 			// does not stop them: cancel them now so no call outlives Run
 			// (a create that still lands is adopted by the next attempt's
-			// lookup, see tasks.Attempts), and let them unwind briefly.
+			// lookup, see tasks.Claims), and let them unwind briefly.
 			w.cancelBase()
 			if !waitGroup(&w.inflight, abandonedGrace) {
 				w.logger.Warn("tasks still running after shutdown; their outcome is left to the next attempt")
