@@ -113,10 +113,10 @@ func startBatchServer(b *testing.B, portal, webhook string, limits limiter.Confi
 		b.Fatal(err)
 	}
 	h, err := tasks.NewHandler(tasks.HandlerConfig{
-		Portals:  []*tasks.Portal{p},
-		Claims:   tasks.NewClaims(rdb, portal),
-		Imports:  tasks.NewImports(rdb, asynq.NewClientFromRedisClient(rdb), portal, log, tasks.WithBatch(true)),
-		Logger:   log,
+		Portals: []*tasks.Portal{p},
+		Claims:  tasks.NewClaims(rdb, portal),
+		Imports: tasks.NewImports(rdb, asynq.NewClientFromRedisClient(rdb), portal, log, tasks.WithBatch(true)),
+		Logger:  log,
 	})
 	if err != nil {
 		b.Fatal(err)

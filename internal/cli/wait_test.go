@@ -32,10 +32,10 @@ func startWorker(t *testing.T, f *fixture, sim b24test.Config) *b24test.Server {
 	}
 	client := asynq.NewClientFromRedisClient(f.rdb)
 	h, err := tasks.NewHandler(tasks.HandlerConfig{
-		Portals:  []*tasks.Portal{portal},
-		Claims:   tasks.NewClaims(f.rdb, f.app.Prefix),
-		Imports:  tasks.NewImports(f.rdb, client, f.app.Prefix, logger),
-		Logger:   logger,
+		Portals: []*tasks.Portal{portal},
+		Claims:  tasks.NewClaims(f.rdb, f.app.Prefix),
+		Imports: tasks.NewImports(f.rdb, client, f.app.Prefix, logger),
+		Logger:  logger,
 	})
 	if err != nil {
 		t.Fatal(err)
