@@ -23,11 +23,21 @@ type BatchCommand struct {
 
 // BatchResult holds what a batch answered, by command key. A command that
 // did not run (halt after an error) has no entry in any map. Errors' values
-// have HTTPStatus 0 and the command's Method.
+// have HTTPStatus 0 and the command's Method. Totals and Nexts are the
+// paging of list commands (result_total, result_next): a command has an
+// entry only when the portal sent one; NextStart reads them.
 type BatchResult struct {
 	Results map[string]json.RawMessage
 	Errors  map[string]*Error
 	Times   map[string]Time
+	Totals  map[string]int
+	Nexts   map[string]int
+}
+
+// newBatchResult returns a BatchResult with empty, non-nil maps.
+func newBatchResult() BatchResult {
+	return BatchResult{Results: map[string]json.RawMessage{}, Errors: map[string]*Error{}, Times: map[string]Time{},
+		Totals: map[string]int{}, Nexts: map[string]int{}}
 }
 
 // Batch sends up to MaxBatch commands as one request (one Pacer.Wait for
@@ -40,7 +50,7 @@ func (c *Client) Batch(ctx context.Context, halt bool, cmds []BatchCommand) (Bat
 	if len(cmds) > MaxBatch {
 		return BatchResult{}, Meta{}, fmt.Errorf("b24: batch: %d commands, at most %d allowed", len(cmds), MaxBatch)
 	}
-	res := BatchResult{Results: map[string]json.RawMessage{}, Errors: map[string]*Error{}, Times: map[string]Time{}}
+	res := newBatchResult()
 	if len(cmds) == 0 {
 		return res, Meta{}, nil
 	}
@@ -90,11 +100,12 @@ func (c *Client) Batch(ctx context.Context, halt bool, cmds []BatchCommand) (Bat
 	return r, env.meta(), nil
 }
 
-// decodeBatch decodes result.{result,result_error,result_time}, each of which
-// may be an object, a list (PHP array with keys 0..n-1, `[]` when empty) or
-// absent.
+// decodeBatch decodes
+// result.{result,result_error,result_time,result_total,result_next}, each of
+// which may be an object, a list (PHP array with keys 0..n-1, `[]` when
+// empty) or absent.
 func decodeBatch(raw json.RawMessage, cmds []BatchCommand) (BatchResult, error) {
-	res := BatchResult{Results: map[string]json.RawMessage{}, Errors: map[string]*Error{}, Times: map[string]Time{}}
+	res := newBatchResult()
 	top, err := decodeKeyed(raw)
 	if err != nil {
 		return res, err
@@ -134,7 +145,28 @@ func decodeBatch(raw json.RawMessage, cmds []BatchCommand) (BatchResult, error) 
 		_ = json.Unmarshal(v, &t) // tolerant
 		res.Times[k] = t
 	}
+	if err := decodeCounts(top["result_total"], res.Totals); err != nil {
+		return res, fmt.Errorf("result_total: %w", err)
+	}
+	if err := decodeCounts(top["result_next"], res.Nexts); err != nil {
+		return res, fmt.Errorf("result_next: %w", err)
+	}
 	return res, nil
+}
+
+// decodeCounts decodes a keyed map of numbers (PHP: ints or strings) into
+// into; values that are not numbers count as 0.
+func decodeCounts(raw json.RawMessage, into map[string]int) error {
+	m, err := decodeKeyed(raw)
+	if err != nil {
+		return err
+	}
+	for k, v := range m {
+		var n flexInt
+		_ = n.UnmarshalJSON(v) // tolerant
+		into[k] = int(n)
+	}
+	return nil
 }
 
 // EncodeQuery encodes params the way PHP's http_build_query does and

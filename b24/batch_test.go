@@ -292,3 +292,48 @@ func TestDecodeKeyed(t *testing.T) {
 		t.Errorf("string: err %v", err)
 	}
 }
+
+// TestBatchPaging: each command's total and next come back in
+// result_total/result_next (PHP: strings or numbers, [] when empty);
+// NextStart says where a lookup continues.
+func TestBatchPaging(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.handle(t, "batch", func(w http.ResponseWriter, body map[string]any) {
+		cmd, _ := body["cmd"].(map[string]any)
+		if cmd["c0"] != "department.get?PARENT=1" || cmd["c3"] != "department.get?PARENT=9&start=50" {
+			t.Errorf("commands %v", cmd)
+		}
+		reply(w, 200, readTestdata(t, "batch_paging.json"))
+	})
+	cmds := []BatchCommand{
+		DepartmentGetCommand("c0", map[string]any{"PARENT": 1}, 0),
+		DepartmentGetCommand("c1", map[string]any{"PARENT": 7}, 0),
+		DepartmentGetCommand("c2", map[string]any{"PARENT": 8}, 0),
+		DepartmentGetCommand("c3", map[string]any{"PARENT": 9}, 50),
+	}
+	res, _, err := f.client.Batch(t.Context(), false, cmds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]int{"c0": 120, "c1": 1, "c2": 0, "c3": 120}; !reflect.DeepEqual(res.Totals, want) {
+		t.Errorf("Totals %v, want %v", res.Totals, want)
+	}
+	if want := map[string]int{"c0": 50, "c3": 120}; !reflect.DeepEqual(res.Nexts, want) {
+		t.Errorf("Nexts %v, want %v", res.Nexts, want)
+	}
+	for key, want := range map[string]struct {
+		start int
+		more  bool
+	}{"c0": {50, true}, "c1": {0, false}, "c2": {0, false}, "c3": {0, false}, "missing": {0, false}} {
+		if start, more := res.NextStart(key); start != want.start || more != want.more {
+			t.Errorf("NextStart(%s) = %d, %v; want %d, %v", key, start, more, want.start, want.more)
+		}
+	}
+
+	// No paging in the answer at all: empty maps, never nil.
+	empty, err := decodeBatch(json.RawMessage(`{"result":{"a":1}}`), nil)
+	if err != nil || empty.Totals == nil || empty.Nexts == nil || len(empty.Totals)+len(empty.Nexts) != 0 {
+		t.Errorf("batch without paging: %+v, %v", empty, err)
+	}
+}

@@ -96,7 +96,7 @@ func departmentGetParams(filter map[string]any, start int) map[string]any {
 		params = map[string]any{}
 	}
 	if start > 0 {
-		params["START"] = start
+		params[startParam] = start
 	}
 	return params
 }
@@ -129,7 +129,7 @@ func automatedSolutionListParams(filter map[string]any, start int) map[string]an
 		params["filter"] = maps.Clone(filter)
 	}
 	if start > 0 {
-		params["start"] = start
+		params[startParam] = start
 	}
 	return params
 }

@@ -86,4 +86,11 @@ func TestCommandsMatchPlainCallParams(t *testing.T) {
 	if c := AutomatedSolutionListCommand("c2", map[string]any{"title": "HR"}, 50); EncodeQuery(c.Params) != "filter[title]=HR&order[id]=ASC&start=50" {
 		t.Errorf("list command query %q", EncodeQuery(c.Params))
 	}
+	// The portal reads the offset from lowercase start only.
+	if c := DepartmentGetCommand("c3", map[string]any{"PARENT": 1}, 50); EncodeQuery(c.Params) != "PARENT=1&start=50" {
+		t.Errorf("department.get command query %q", EncodeQuery(c.Params))
+	}
+	if c := DepartmentGetCommand("c4", map[string]any{"PARENT": 1}, 0); EncodeQuery(c.Params) != "PARENT=1" {
+		t.Errorf("department.get command query %q", EncodeQuery(c.Params))
+	}
 }
