@@ -366,20 +366,35 @@ func (c *Client) call(ctx context.Context, method string, params any, describe f
 	}
 	tok, gen, err := c.oauth.current(ctx, c)
 	if err != nil {
-		return nil, fmt.Errorf("b24: %s: %w", method, err)
+		return nil, refreshFailed(method, "", err)
 	}
 	env, err := c.send(ctx, method, body, &tok.AccessToken, describe)
-	if e, ok := errors.AsType[*Error](err); !ok || e.Class() != Auth {
+	authErr, ok := errors.AsType[*Error](err)
+	if !ok || authErr.Class() != Auth {
 		return env, err
 	}
-	authErr := err
 	tok, err = c.oauth.refresh(ctx, c, gen)
 	if err != nil {
-		// Keep the auth answer as the error the caller classifies (Auth);
-		// the refresh failure is context.
-		return nil, fmt.Errorf("%w (token refresh failed: %s)", authErr, Redact(err.Error(), c.secrets()...))
+		return nil, refreshFailed(method, authErr.Code, err)
 	}
 	return c.send(ctx, method, body, &tok.AccessToken, describe)
+}
+
+// refreshFailed is the error of a call of method whose token could not be
+// had: a *TransportError that is not ambiguous (the call was not sent, or
+// the portal refused it with the code after), wrapping err, the failure of
+// the refresh (or of loading the TokenStore). When the OAuth server answered,
+// err holds its *Error, so Classify sees its code: PortalUnavailable for a
+// refused refresh token, Transient for a 5xx; a refresh that did not reach
+// the OAuth server is Transient. err's text holds no secret: requestToken
+// and the TokenStore load redact theirs.
+func refreshFailed(method, after string, err error) error {
+	if after != "" {
+		err = fmt.Errorf("token refresh after %s failed: %w", after, err)
+	} else {
+		err = fmt.Errorf("token: %w", err)
+	}
+	return &TransportError{Method: method, Err: err}
 }
 
 // encodeParams returns the JSON object to send. json.Marshal writes compact

@@ -12,18 +12,28 @@ import (
 // to queue behaviour.
 type Class int
 
-// The classes, in the order of the design table.
+// The classes. PortalUnavailable came last so that the values of the others
+// did not change; String gives each its name.
 const (
 	OK            Class = iota // nil error
-	Permanent                  // do not retry (also every unknown code below HTTP 500)
+	Permanent                  // the item cannot be created as asked: do not retry (also every unknown code below HTTP 500)
 	RateLimited                // QUERY_LIMIT_EXCEEDED
 	MethodBlocked              // OPERATION_TIME_LIMIT
-	Auth                       // expired_token, invalid_token (after the client's one refresh failed)
-	Transient                  // 5xx, INTERNAL_SERVER_ERROR, ERROR_UNEXPECTED_ANSWER, network, non-JSON
+	Auth                       // expired_token, invalid_token (after the client's one refresh did not help)
+	Transient                  // 5xx, INTERNAL_SERVER_ERROR, ERROR_UNEXPECTED_ANSWER, network, non-JSON, a refresh the OAuth server did not answer
+	// PortalUnavailable: the credential or the portal is unusable, never the
+	// item: NO_AUTH_FOUND, INVALID_CREDENTIALS, insufficient_scope,
+	// user_access_error, ACCESS_DENIED, PORTAL_DELETED, OVERLOAD_LIMIT,
+	// PAYMENT_REQUIRED, PORTAL_MOVED (a redirect), and a token refresh the
+	// OAuth server refused (invalid_grant, invalid_client, wrong_client, or
+	// any other answer of it below HTTP 500). A caller pauses the portal and
+	// keeps the item.
+	PortalUnavailable
 )
 
 // String returns the class name used in metrics and logs:
-// "ok", "permanent", "rate_limited", "method_blocked", "auth", "transient".
+// "ok", "permanent", "rate_limited", "method_blocked", "auth", "transient",
+// "portal_unavailable".
 func (c Class) String() string {
 	switch c {
 	case OK:
@@ -38,6 +48,8 @@ func (c Class) String() string {
 		return "auth"
 	case Transient:
 		return "transient"
+	case PortalUnavailable:
+		return "portal_unavailable"
 	}
 	return fmt.Sprintf("class(%d)", int(c))
 }
@@ -63,27 +75,42 @@ const (
 	CodeOverloadLimit         = "OVERLOAD_LIMIT"
 	CodePortalDeleted         = "PORTAL_DELETED"
 	CodeManifestNotAvailable  = "ERROR_MANIFEST_IS_NOT_AVAILABLE"
-	CodeInvalidGrant          = "invalid_grant"
-	CodeInvalidClient         = "invalid_client"
+	CodePaymentRequired       = "PAYMENT_REQUIRED"
+	// Codes of the OAuth server's answer to a token refresh.
+	CodeInvalidGrant  = "invalid_grant"
+	CodeInvalidClient = "invalid_client"
+	CodeWrongClient   = "wrong_client"
 )
 
+// methodOAuthToken is the Method of an *Error the OAuth server answered to
+// a token refresh.
+const methodOAuthToken = "oauth.token"
+
+// portalCodes are the codes of PortalUnavailable: the credential or the
+// portal is unusable, whatever the item and the HTTP status (PORTAL_DELETED
+// comes with 500, OVERLOAD_LIMIT with 503).
+var portalCodes = map[string]bool{
+	CodeNoAuthFound:        true,
+	CodeInvalidCredentials: true,
+	CodeInsufficientScope:  true,
+	CodeUserAccessError:    true,
+	CodeAccessDenied:       true,
+	CodePortalDeleted:      true,
+	CodeOverloadLimit:      true,
+	CodePaymentRequired:    true,
+	CodeInvalidGrant:       true,
+	CodeInvalidClient:      true,
+	CodeWrongClient:        true,
+}
+
 // permanentCodes are codes that stay permanent even when the portal answers
-// them with a 5xx status (PORTAL_DELETED 500, OVERLOAD_LIMIT 503).
+// them with a 5xx status.
 var permanentCodes = map[string]bool{
 	CodeErrorCore:            true,
 	CodeEmptyRequired:        true,
-	CodeAccessDenied:         true,
 	CodeLimitExceeded:        true,
-	CodeNoAuthFound:          true,
-	CodeInvalidCredentials:   true,
-	CodeInsufficientScope:    true,
-	CodeUserAccessError:      true,
 	CodeInvalidRequest:       true,
-	CodeOverloadLimit:        true,
-	CodePortalDeleted:        true,
 	CodeManifestNotAvailable: true,
-	CodeInvalidGrant:         true,
-	CodeInvalidClient:        true,
 }
 
 // Error is an error answer of the portal (or of the OAuth server):
@@ -121,8 +148,17 @@ func (e *Error) Error() string {
 
 // Class classifies the answer by its code. The HTTP status only matters for
 // codes the client does not know: an unknown code with a 5xx status is
-// Transient (a broken proxy or portal), below 500 it is Permanent.
+// Transient (a broken proxy or portal), below 500 it is Permanent. An answer
+// of the OAuth server to a token refresh is PortalUnavailable unless it came
+// with a 5xx status (Transient): the refresh token or the application was
+// refused, which no retry of the item changes.
 func (e *Error) Class() Class {
+	if e.Method == methodOAuthToken && !portalCodes[e.Code] {
+		if e.HTTPStatus >= 500 {
+			return Transient
+		}
+		return PortalUnavailable
+	}
 	switch e.Code {
 	case CodeQueryLimitExceeded:
 		return RateLimited
@@ -132,6 +168,9 @@ func (e *Error) Class() Class {
 		return Auth
 	case CodeInternalServerError, CodeErrorUnexpectedAnswer:
 		return Transient
+	}
+	if portalCodes[e.Code] {
+		return PortalUnavailable
 	}
 	if permanentCodes[e.Code] || strings.HasPrefix(e.Code, "ERROR_BATCH_") {
 		return Permanent
@@ -146,6 +185,10 @@ func (e *Error) Class() Class {
 // timeout, or a body that is not a Bitrix24 JSON answer. Ambiguous is true
 // when the request may have reached the portal and done its work (it was
 // written before the failure, or an answer came back that cannot be read).
+// A call whose OAuth token refresh failed also ends in a TransportError, not
+// ambiguous (the call was not sent, or refused with expired_token), which
+// wraps the refresh's failure: the OAuth server's *Error when it answered
+// one, so that Classify sees its code.
 type TransportError struct {
 	Method    string
 	Err       error
@@ -171,7 +214,8 @@ func (e *TransportError) Error() string {
 func (e *TransportError) Unwrap() error { return e.Err }
 
 // Classify tells a caller what err means: OK for nil; the class of the first
-// *Error in the chain (by its code, see (*Error).Class); Transient for a
+// *Error in the chain (by its code, see (*Error).Class), also when a
+// *TransportError wraps it (a refused token refresh); Transient for a
 // *TransportError and for every other error (context.Canceled, a pacer
 // error), since nothing says the portal refused the request.
 func Classify(err error) Class {

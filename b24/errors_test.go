@@ -31,25 +31,27 @@ func TestClassifyRecordedAnswers(t *testing.T) {
 		{"ERROR_CORE", 400, Permanent, false},
 		{"ERROR_CORE_root", 400, Permanent, false},
 		{"BX_EMPTY_REQUIRED", 400, Permanent, false},
-		{"ACCESS_DENIED", 403, Permanent, false},
 		{"LIMIT_EXCEEDED", 400, Permanent, false},
-		{"NO_AUTH_FOUND", 401, Permanent, false},
-		{"INVALID_CREDENTIALS", 403, Permanent, false},
-		{"insufficient_scope", 403, Permanent, false},
-		{"user_access_error", 403, Permanent, false},
+		// The credential or the portal, never the item: the portal pauses.
+		{"ACCESS_DENIED", 403, PortalUnavailable, false},
+		{"NO_AUTH_FOUND", 401, PortalUnavailable, false},
+		{"INVALID_CREDENTIALS", 403, PortalUnavailable, false},
+		{"insufficient_scope", 403, PortalUnavailable, false},
+		{"user_access_error", 403, PortalUnavailable, false},
+		{"OVERLOAD_LIMIT", 503, PortalUnavailable, false},
+		{"PORTAL_DELETED", 500, PortalUnavailable, false},
+		{"PAYMENT_REQUIRED", 402, PortalUnavailable, false},
 		{"INVALID_REQUEST", 400, Permanent, false},
-		{"OVERLOAD_LIMIT", 503, Permanent, false},
 		{"ERROR_BATCH_METHOD_NOT_ALLOWED", 405, Permanent, false},
 		{"ERROR_BATCH_LENGTH_EXCEEDED", 400, Permanent, false},
-		{"PORTAL_DELETED", 500, Permanent, false},
 		{"ERROR_MANIFEST_IS_NOT_AVAILABLE", 404, Permanent, false},
 		{"SOME_NEW_CODE", 400, Permanent, false},
 		{"SOME_NEW_CODE", 502, Transient, true},
 		// The department.add page gives status 200 for most system errors:
 		// the code decides, not the status.
 		{"QUERY_LIMIT_EXCEEDED", 200, RateLimited, false},
-		{"NO_AUTH_FOUND", 200, Permanent, false},
-		{"OVERLOAD_LIMIT", 200, Permanent, false},
+		{"NO_AUTH_FOUND", 200, PortalUnavailable, false},
+		{"OVERLOAD_LIMIT", 200, PortalUnavailable, false},
 		{"INTERNAL_SERVER_ERROR", 200, Transient, true},
 	}
 	for _, tt := range tests {
@@ -119,7 +121,8 @@ func TestClassifyOtherErrors(t *testing.T) {
 
 func TestClassString(t *testing.T) {
 	t.Parallel()
-	want := map[Class]string{OK: "ok", Permanent: "permanent", RateLimited: "rate_limited", MethodBlocked: "method_blocked", Auth: "auth", Transient: "transient"}
+	want := map[Class]string{OK: "ok", Permanent: "permanent", RateLimited: "rate_limited", MethodBlocked: "method_blocked",
+		Auth: "auth", Transient: "transient", PortalUnavailable: "portal_unavailable"}
 	for c, s := range want {
 		if c.String() != s {
 			t.Errorf("%d.String() = %q, want %q", int(c), c.String(), s)
@@ -316,8 +319,9 @@ func TestErrorsNeverContainSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = oc.Call(t.Context(), "profile", nil, nil)
-	if Classify(err) != Auth {
-		t.Errorf("OAuth call with failed refresh: Classify = %v, want auth (%v)", Classify(err), err)
+	if Classify(err) != Transient || IsAmbiguous(err) {
+		t.Errorf("OAuth call with a refresh that could not reach the OAuth server: Classify = %v, ambiguous %v; want transient, not ambiguous (%v)",
+			Classify(err), IsAmbiguous(err), err)
 	}
 	errs = append(errs, err)
 

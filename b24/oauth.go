@@ -172,7 +172,8 @@ func (o *oauthState) setLocked(t Token) {
 
 // current returns the token to send and its generation, loading the
 // TokenStore on first use and refreshing first when there is no access token
-// or it is known to be expired.
+// or it is known to be expired. A failed refresh is returned as it is (see
+// refreshFailed).
 func (o *oauthState) current(ctx context.Context, c *Client) (Token, uint64, error) {
 	o.mu.Lock()
 	if !o.loaded {
@@ -190,7 +191,7 @@ func (o *oauthState) current(ctx context.Context, c *Client) (Token, uint64, err
 	o.mu.Unlock()
 	if tok.AccessToken == "" || (!tok.ExpiresAt.IsZero() && !time.Now().Before(tok.ExpiresAt)) {
 		if _, err := o.refresh(ctx, c, gen); err != nil {
-			return Token{}, 0, fmt.Errorf("refresh token: %w", err)
+			return Token{}, 0, err
 		}
 		o.mu.Lock()
 		tok, gen = o.tok, o.gen
@@ -274,7 +275,7 @@ func (o *oauthState) obtain(ctx context.Context, c *Client, cur Token) (Token, b
 // requestToken asks the OAuth server for a new pair:
 // GET endpoint?grant_type=refresh_token&client_id=..&client_secret=..&refresh_token=..
 func (o *oauthState) requestToken(ctx context.Context, c *Client, refreshToken string) (Token, error) {
-	const method = "oauth.token"
+	const method = methodOAuthToken
 	secrets := []string{o.clientSecret, refreshToken}
 	q := url.Values{
 		"grant_type":    {"refresh_token"},
@@ -313,7 +314,7 @@ func (o *oauthState) requestToken(ctx context.Context, c *Client, refreshToken s
 			Err: fmt.Errorf("HTTP %d: answer is not JSON: %s", resp.StatusCode, snippet(raw, secrets))}
 	}
 	if code := errorCode(ans.Error); code != "" {
-		return Token{}, &Error{Code: code, Description: Redact(ans.Desc, secrets...), HTTPStatus: resp.StatusCode, Method: method}
+		return Token{}, &Error{Code: Redact(code, secrets...), Description: Redact(ans.Desc, secrets...), HTTPStatus: resp.StatusCode, Method: method}
 	}
 	if resp.StatusCode != http.StatusOK || ans.AccessToken == "" {
 		return Token{}, &TransportError{Method: method, Ambiguous: true,

@@ -2,6 +2,7 @@ package b24
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -241,21 +242,71 @@ func TestOAuthConcurrentRefreshHappensOnce(t *testing.T) {
 	}
 }
 
-func TestOAuthRefreshFailureIsAuth(t *testing.T) {
+// TestOAuthRefusedRefreshIsPortalUnavailable: the OAuth server refusing
+// the refresh token is about the credential, never the item: the call's
+// error carries the OAuth code and classifies as PortalUnavailable.
+func TestOAuthRefusedRefreshIsPortalUnavailable(t *testing.T) {
 	t.Parallel()
-	p := newOAuthPortal(t)
-	p.valid = "access-none"
-	p.tokenErr = "invalid_grant"
-	c := p.client(t, Token{AccessToken: "access-1", RefreshToken: "refresh-1"})
-	_, err := c.Call(t.Context(), "profile", map[string]any{"x": "y"}, nil)
-	if Classify(err) != Auth || IsAmbiguous(err) {
-		t.Fatalf("err = %v: Classify %v, ambiguous %v; want auth, not ambiguous", err, Classify(err), IsAmbiguous(err))
+	for _, code := range []string{CodeInvalidGrant, CodeInvalidClient, CodeWrongClient} {
+		t.Run(code, func(t *testing.T) {
+			t.Parallel()
+			p := newOAuthPortal(t)
+			p.valid = "access-none"
+			p.tokenErr = code
+			c := p.client(t, Token{AccessToken: "access-1", RefreshToken: "refresh-1"})
+			_, err := c.Call(t.Context(), "profile", map[string]any{"x": "y"}, nil)
+			if Classify(err) != PortalUnavailable || IsAmbiguous(err) {
+				t.Fatalf("err = %v: Classify %v, ambiguous %v; want portal_unavailable, not ambiguous", err, Classify(err), IsAmbiguous(err))
+			}
+			apiErr, ok := errors.AsType[*Error](err)
+			if !ok || apiErr.Code != code {
+				t.Errorf("error %v does not carry the OAuth code %s", err, code)
+			}
+			for _, sec := range []string{testClientSecret, "refresh-1", "access-1"} {
+				if strings.Contains(err.Error(), sec) {
+					t.Errorf("error %q leaks %s", err, sec)
+				}
+			}
+			if calls, refreshes := p.counts(); calls != 1 || refreshes != 1 {
+				t.Errorf("calls %d refreshes %d, want 1 and 1 (no retry without a new token)", calls, refreshes)
+			}
+		})
 	}
-	if !strings.Contains(err.Error(), "invalid_grant") {
-		t.Errorf("error %q does not say why the refresh failed", err)
+}
+
+// TestOAuthRefreshFailureClasses: a refresh the OAuth server could not
+// answer (5xx, network) is Transient; any other answer of the OAuth server
+// is about the credential (PortalUnavailable). Never ambiguous: the call
+// itself was refused with expired_token.
+func TestOAuthRefreshFailureClasses(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		status int
+		body   string
+		class  Class
+	}{
+		{"5xx html", 502, "<html>bad gateway</html>", Transient},
+		{"5xx with a code", 503, `{"error":"temporarily_unavailable","error_description":"try later"}`, Transient},
+		{"other 4xx code", 400, `{"error":"invalid_request","error_description":"bad request"}`, PortalUnavailable},
 	}
-	if calls, refreshes := p.counts(); calls != 1 || refreshes != 1 {
-		t.Errorf("calls %d refreshes %d, want 1 and 1 (no retry without a new token)", calls, refreshes)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			p := newOAuthPortal(t)
+			p.valid = "access-none"
+			tokens := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { reply(w, tt.status, tt.body) }))
+			t.Cleanup(tokens.Close)
+			c, err := NewOAuth(OAuthConfig{PortalURL: p.srv.URL, ClientID: testClientID, ClientSecret: testClientSecret,
+				Token: Token{AccessToken: "access-1", RefreshToken: "refresh-1"}, TokenEndpoint: tokens.URL + "/oauth/token/"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = c.Call(t.Context(), "profile", map[string]any{"x": "y"}, nil)
+			if Classify(err) != tt.class || IsAmbiguous(err) {
+				t.Errorf("err = %v: Classify %v, ambiguous %v; want %v, not ambiguous", err, Classify(err), IsAmbiguous(err), tt.class)
+			}
+		})
 	}
 }
 
