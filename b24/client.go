@@ -96,7 +96,10 @@ func WithInsecureHTTPHosts(hosts ...string) Option {
 }
 
 // WithHTTPClient makes the client send through hc instead of its own
-// keep-alive client. hc's own Timeout still applies in addition to WithTimeout.
+// keep-alive client. hc's own Timeout still applies in addition to
+// WithTimeout. The client uses a copy of hc whose CheckRedirect never
+// follows a redirect (see CodePortalMoved); hc itself is not changed, and
+// its Transport and Jar are shared.
 func WithHTTPClient(hc *http.Client) Option { return func(o *options) { o.hc = hc } }
 
 // WithTimeout bounds one HTTP request, from sending to reading the answer
@@ -229,7 +232,11 @@ func newClient(o options) *Client {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = 32 // many workers share one portal host
 		o.hc = &http.Client{Transport: tr}
+	} else {
+		hc := *o.hc // the caller's client stays as it is
+		o.hc = &hc
 	}
+	o.hc.CheckRedirect = noRedirect
 	if o.logger == nil {
 		o.logger = slog.New(slog.DiscardHandler)
 	}
@@ -243,6 +250,10 @@ func newClient(o options) *Client {
 	c.store = o.store
 	return c
 }
+
+// noRedirect is the CheckRedirect of every client: a redirect is answered
+// as it came (roundTrip turns it into PORTAL_MOVED), never followed.
+func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // String describes the client without secrets, e.g.
 // "b24.Client(webhook https://portal/rest/1/***/)".
@@ -490,12 +501,26 @@ func (c *Client) roundTrip(ctx context.Context, method string, params []byte, au
 		return nil, &TransportError{Method: method, Err: redactError(err, c.secrets()...), Ambiguous: wrote.Load()}
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
+		return nil, c.portalMoved(method, resp)
+	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	if err != nil {
 		return nil, &TransportError{Method: method, Ambiguous: true,
 			Err: fmt.Errorf("HTTP %d: read answer: %w", resp.StatusCode, redactError(err, c.secrets()...))}
 	}
 	return c.decodeAnswer(method, resp.StatusCode, resp.Header.Get("Content-Type"), raw)
+}
+
+// portalMoved is the error of a 3xx answer: PORTAL_MOVED naming the host of
+// its Location and nothing else (the path may carry the webhook secret).
+// The portal did nothing, so it is not ambiguous.
+func (c *Client) portalMoved(method string, resp *http.Response) *Error {
+	desc := "portal moved (redirect without a Location)"
+	if u, err := resp.Location(); err == nil && u.Host != "" {
+		desc = "portal moved to " + u.Host
+	}
+	return &Error{Code: CodePortalMoved, Description: Redact(desc, c.secrets()...), HTTPStatus: resp.StatusCode, Method: method}
 }
 
 // decodeAnswer checks an answer: an `error` field makes an *Error whatever

@@ -76,6 +76,13 @@ const (
 	CodePortalDeleted         = "PORTAL_DELETED"
 	CodeManifestNotAvailable  = "ERROR_MANIFEST_IS_NOT_AVAILABLE"
 	CodePaymentRequired       = "PAYMENT_REQUIRED"
+	// CodePortalMoved is this client's own code, not the portal's: the
+	// portal answered a redirect (3xx), as a renamed portal does with its
+	// new address. The client never follows it (Go would re-send the call
+	// as a GET without its body); the *Error's Description names the new
+	// host only, never the Location's path, which may carry the webhook
+	// secret.
+	CodePortalMoved = "PORTAL_MOVED"
 	// Codes of the OAuth server's answer to a token refresh.
 	CodeInvalidGrant  = "invalid_grant"
 	CodeInvalidClient = "invalid_client"
@@ -98,6 +105,7 @@ var portalCodes = map[string]bool{
 	CodePortalDeleted:      true,
 	CodeOverloadLimit:      true,
 	CodePaymentRequired:    true,
+	CodePortalMoved:        true,
 	CodeInvalidGrant:       true,
 	CodeInvalidClient:      true,
 	CodeWrongClient:        true,
