@@ -3,7 +3,9 @@ package b24
 import (
 	"errors"
 	"fmt"
+	"html"
 	"net/url"
+	"regexp"
 	"strings"
 )
 
@@ -114,7 +116,6 @@ var portalCodes = map[string]bool{
 // permanentCodes are codes that stay permanent even when the portal answers
 // them with a 5xx status.
 var permanentCodes = map[string]bool{
-	CodeErrorCore:            true,
 	CodeEmptyRequired:        true,
 	CodeLimitExceeded:        true,
 	CodeInvalidRequest:       true,
@@ -156,7 +157,12 @@ func (e *Error) Error() string {
 
 // Class classifies the answer by its code. The HTTP status only matters for
 // codes the client does not know: an unknown code with a 5xx status is
-// Transient (a broken proxy or portal), below 500 it is Permanent. An answer
+// Transient (a broken proxy or portal), below 500 it is Permanent.
+// ERROR_CORE is Permanent only with one of the ValidationMessages; any other
+// is Transient (and ambiguous, see IsAmbiguous): department.add saves the
+// department, then sets UF_HEAD, and answers ERROR_CORE when that second
+// step fails although the department exists; ERROR_CORE also wraps database
+// errors. An answer
 // of the OAuth server to a token refresh is PortalUnavailable unless it came
 // with a 5xx status (Transient): the refresh token or the application was
 // refused, which no retry of the item changes.
@@ -175,6 +181,11 @@ func (e *Error) Class() Class {
 	case CodeExpiredToken, CodeInvalidToken:
 		return Auth
 	case CodeInternalServerError, CodeErrorUnexpectedAnswer:
+		return Transient
+	case CodeErrorCore:
+		if IsValidationMessage(e.Description) {
+			return Permanent
+		}
 		return Transient
 	}
 	if portalCodes[e.Code] {
@@ -240,11 +251,15 @@ func Classify(err error) Class {
 // reached the portal and done its work, so that a create must look up before
 // it tries again. True for a *TransportError after the request was written
 // (timeout, reset, EOF) or with an undecodable answer, and for a Transient
-// *Error (5xx, INTERNAL_SERVER_ERROR) answering a request; false for limit
-// answers (503 QUERY_LIMIT_EXCEEDED, 429 OPERATION_TIME_LIMIT), dial errors,
-// definite API errors, errors that are not ours, and the error of a command
-// in an answered batch (Error.Command set): the portal reports that command
-// returned no result, which it does for a command it did not run.
+// *Error (5xx, INTERNAL_SERVER_ERROR, ERROR_CORE without a validation
+// message) answering a request; false for limit answers (503
+// QUERY_LIMIT_EXCEEDED, 429 OPERATION_TIME_LIMIT), dial errors, definite API
+// errors, PortalUnavailable errors (the portal did nothing), a failed token
+// refresh (the call was not sent), errors that are not ours, and the error
+// of a command in an answered batch (Error.Command set): the portal reports
+// that command returned no result, which it does for a command it did not
+// run. The one exception among commands is ERROR_CORE without a validation
+// message: department.add may have saved the department before failing.
 func IsAmbiguous(err error) bool {
 	if err == nil {
 		return false
@@ -253,9 +268,60 @@ func IsAmbiguous(err error) bool {
 		return te.Ambiguous
 	}
 	if e, ok := errors.AsType[*Error](err); ok {
-		return e.Command == "" && e.Class() == Transient
+		if e.Command != "" {
+			return e.Code == CodeErrorCore && e.Class() == Transient
+		}
+		return e.Class() == Transient
 	}
 	return false
+}
+
+// ValidationMessages are the descriptions with which ERROR_CORE is a
+// validation error of department.add, and so Permanent: the department was
+// not saved. Any other ERROR_CORE is Transient and ambiguous (see
+// (*Error).Class). IsValidationMessage compares a description with them
+// after dropping HTML tags (the portal appends <br>) and folding space and
+// case. Do not change the list at run time.
+var ValidationMessages = []string{
+	// NAME missing: the portal's answer (Russian portals), as the
+	// department.add page of the REST docs (bitrix24/b24restdocs,
+	// api-reference/departments/department-add.md, Russian edition) gives it.
+	"Не введено название раздела.",
+	// The same, as the English edition of that page words it.
+	"The department name is not provided.",
+	// A PARENT that makes a second top-level department (a missing or wrong
+	// PARENT): the Russian edition of the same page.
+	"В структуре компании должен быть только один раздел верхнего уровня",
+	// The same, English edition.
+	"There can only be one top-level department in the company structure",
+	// PARENT names no department: the simulator's wording (b24/b24test);
+	// the docs give no portal wording for it (the portal answers the
+	// top-level message above).
+	"Parent department not found",
+}
+
+// htmlTag matches an HTML tag such as <br> or <br />.
+var htmlTag = regexp.MustCompile(`<[^>]*>`)
+
+// IsValidationMessage reports whether desc, an ERROR_CORE description, is
+// one of the ValidationMessages: compared without HTML tags and entities,
+// with runs of space as one space, trimmed, case-insensitively.
+func IsValidationMessage(desc string) bool {
+	d := normalizeMessage(desc)
+	if d == "" {
+		return false
+	}
+	for _, m := range ValidationMessages {
+		if strings.EqualFold(d, normalizeMessage(m)) {
+			return true
+		}
+	}
+	return false
+}
+
+func normalizeMessage(s string) string {
+	s = html.UnescapeString(htmlTag.ReplaceAllString(s, " "))
+	return strings.Join(strings.Fields(s), " ")
 }
 
 // redacted replaces each secret in text.
