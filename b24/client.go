@@ -29,8 +29,12 @@ import (
 	"time"
 )
 
-// DefaultTimeout is the timeout of one HTTP request when WithTimeout is not given.
-const DefaultTimeout = 30 * time.Second
+// DefaultTimeout is the timeout of one HTTP request when WithTimeout is not
+// given. A cloud portal lets one request run for up to 60 s; the client
+// waits longer (network and queueing on top), because giving up on a
+// request the portal is still running turns a slow success into an
+// ambiguous failure and a lookup.
+const DefaultTimeout = 75 * time.Second
 
 // DefaultTokenEndpoint is the Bitrix24 OAuth server's token endpoint.
 const DefaultTokenEndpoint = "https://oauth.bitrix.info/oauth/token/"
@@ -103,8 +107,9 @@ func WithInsecureHTTPHosts(hosts ...string) Option {
 func WithHTTPClient(hc *http.Client) Option { return func(o *options) { o.hc = hc } }
 
 // WithTimeout bounds one HTTP request, from sending to reading the answer
-// (default 30s; d <= 0 keeps the default). A caller's shorter context
-// deadline wins.
+// (default DefaultTimeout, 75 s; d <= 0 keeps the default). Keep it above
+// the portal's 60 s cap on a request. A caller's shorter context deadline
+// wins.
 func WithTimeout(d time.Duration) Option {
 	return func(o *options) {
 		if d > 0 {

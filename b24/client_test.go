@@ -420,3 +420,16 @@ func TestCallersHTTPClientIsNotChanged(t *testing.T) {
 		t.Errorf("client uses %+v, want a copy of the caller's client that does not follow redirects", c.hc)
 	}
 }
+
+// A cloud portal may run one request for up to 60 s; a client that gives up
+// earlier turns a slow success into an ambiguous failure.
+func TestDefaultTimeoutOutlastsThePortal(t *testing.T) {
+	t.Parallel()
+	c, err := NewWebhook("https://example.bitrix24.ru/rest/1/" + testSecret + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.timeout != DefaultTimeout || DefaultTimeout <= 60*time.Second {
+		t.Errorf("timeout %v (DefaultTimeout %v), want the default, above the portal's 60 s", c.timeout, DefaultTimeout)
+	}
+}
