@@ -78,7 +78,7 @@ func (c *Client) Batch(ctx context.Context, halt bool, cmds []BatchCommand) (Bat
 	describe := func(env *envelope) []CommandInfo {
 		var r BatchResult
 		if env != nil {
-			r, _ = decodeBatch(env.Result, cmds)
+			r, _ = decodeBatch(env.Result, cmds, c.secrets())
 		}
 		infos := make([]CommandInfo, len(cmds))
 		for i, bc := range cmds {
@@ -93,7 +93,7 @@ func (c *Client) Batch(ctx context.Context, halt bool, cmds []BatchCommand) (Bat
 	if err != nil {
 		return BatchResult{}, Meta{}, err
 	}
-	r, err := decodeBatch(env.Result, cmds)
+	r, err := decodeBatch(env.Result, cmds, c.secrets())
 	if err != nil {
 		return BatchResult{}, env.meta(), &TransportError{Method: "batch", Err: fmt.Errorf("decode result: %w", err), Ambiguous: true}
 	}
@@ -103,8 +103,9 @@ func (c *Client) Batch(ctx context.Context, halt bool, cmds []BatchCommand) (Bat
 // decodeBatch decodes
 // result.{result,result_error,result_time,result_total,result_next}, each of
 // which may be an object, a list (PHP array with keys 0..n-1, `[]` when
-// empty) or absent.
-func decodeBatch(raw json.RawMessage, cmds []BatchCommand) (BatchResult, error) {
+// empty) or absent. A command's error is redacted of secrets exactly like
+// the error of a single call (see newError).
+func decodeBatch(raw json.RawMessage, cmds []BatchCommand, secrets []string) (BatchResult, error) {
 	res := newBatchResult()
 	top, err := decodeKeyed(raw)
 	if err != nil {
@@ -126,15 +127,16 @@ func decodeBatch(raw json.RawMessage, cmds []BatchCommand) (BatchResult, error) 
 	for k, v := range errs {
 		var e struct {
 			Code json.RawMessage `json:"error"`
-			Desc string          `json:"error_description"`
+			Desc json.RawMessage `json:"error_description"`
 		}
-		code := CodeErrorUnexpectedAnswer
-		if json.Unmarshal(v, &e) == nil {
-			if c := errorCode(e.Code); c != "" {
-				code = c
-			}
+		_ = json.Unmarshal(v, &e) // an entry that is not an object: no code
+		code := errorCode(e.Code)
+		if code == "" {
+			code = CodeErrorUnexpectedAnswer // listed in result_error: an error all the same
 		}
-		res.Errors[k] = &Error{Code: code, Description: e.Desc, Method: methods[k], Command: k}
+		apiErr := newError(code, e.Desc, secrets)
+		apiErr.Method, apiErr.Command = methods[k], k
+		res.Errors[k] = apiErr
 	}
 	times, err := decodeKeyed(top["result_time"])
 	if err != nil {

@@ -332,8 +332,44 @@ func TestBatchPaging(t *testing.T) {
 	}
 
 	// No paging in the answer at all: empty maps, never nil.
-	empty, err := decodeBatch(json.RawMessage(`{"result":{"a":1}}`), nil)
+	empty, err := decodeBatch(json.RawMessage(`{"result":{"a":1}}`), nil, nil)
 	if err != nil || empty.Totals == nil || empty.Nexts == nil || len(empty.Totals)+len(empty.Nexts) != 0 {
 		t.Errorf("batch without paging: %+v, %v", empty, err)
+	}
+}
+
+// TestBatchCommandErrorsAreRedacted: a command's error code and description
+// may echo the request URL, webhook code included; they are redacted like a
+// single call's, in the result and for the observer.
+func TestBatchCommandErrorsAreRedacted(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.handle(t, "batch", func(w http.ResponseWriter, _ map[string]any) {
+		reply(w, 200, `{"result":{"result":[],"result_error":{`+
+			`"a":{"error":"ERROR_CORE","error_description":"bad call to /rest/1/`+testSecret+`/department.add"},`+
+			`"b":{"error":"`+testSecret+`","error_description":{"url":"/rest/1/`+testSecret+`/"}}}}}`)
+	})
+	res, _, err := f.client.Batch(t.Context(), false, []BatchCommand{
+		{Key: "a", Method: MethodDepartmentAdd, Params: map[string]any{"NAME": "A", "PARENT": 1}},
+		{Key: "b", Method: MethodDepartmentAdd, Params: map[string]any{"NAME": "B", "PARENT": 1}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := res.Errors["a"], res.Errors["b"]
+	if a == nil || a.Code != CodeErrorCore || a.Description != "bad call to /rest/1/***/department.add" {
+		t.Errorf("command a: %+v", a)
+	}
+	if b == nil || b.Code != "***" || b.Description != `{"url":"/rest/1/***/"}` {
+		t.Errorf("command b: %+v", b)
+	}
+	infos := f.observed()
+	if len(infos) != 1 {
+		t.Fatalf("observer %+v", infos)
+	}
+	for _, ci := range infos[0].Commands {
+		if ci.Err == nil || strings.Contains(ci.Err.Error(), testSecret) {
+			t.Errorf("observer command %s: error %v", ci.Key, ci.Err)
+		}
 	}
 }

@@ -541,11 +541,9 @@ func (c *Client) decodeAnswer(method string, status int, ctype string, raw []byt
 			Err: fmt.Errorf("HTTP %d: answer is not Bitrix24 JSON (Content-Type %q, %d bytes: %s)", status, ctype, len(raw), snippet(raw, c.secrets()))}
 	}
 	if code := errorCode(env.Error); code != "" {
-		var desc string
-		if err := json.Unmarshal(env.Desc, &desc); err != nil {
-			desc = string(env.Desc)
-		}
-		return nil, &Error{Code: Redact(code, c.secrets()...), Description: Redact(desc, c.secrets()...), HTTPStatus: status, Method: method}
+		e := newError(code, env.Desc, c.secrets())
+		e.HTTPStatus, e.Method = status, method
+		return nil, e
 	}
 	if status < 200 || status > 299 {
 		return nil, &TransportError{Method: method, Ambiguous: true,
@@ -556,6 +554,17 @@ func (c *Client) decodeAnswer(method string, status int, ctype string, raw []byt
 			Err: fmt.Errorf("HTTP %d: answer has neither result nor error: %s", status, snippet(raw, c.secrets()))}
 	}
 	return &env, nil
+}
+
+// newError is the *Error of an answer's (or a batch command's) error code
+// and raw error_description (a string, else its JSON text), both redacted of
+// secrets: the portal may echo the request URL, webhook code included.
+func newError(code string, desc json.RawMessage, secrets []string) *Error {
+	var d string
+	if err := json.Unmarshal(desc, &d); err != nil {
+		d = string(desc)
+	}
+	return &Error{Code: Redact(code, secrets...), Description: Redact(d, secrets...)}
 }
 
 // errorCode returns the `error` field when it is a non-empty string (the

@@ -107,7 +107,8 @@ func DepartmentGetCommand(key string, filter map[string]any, start int) BatchCom
 	return BatchCommand{Key: key, Method: MethodDepartmentGet, Params: departmentGetParams(filter, start)}
 }
 
-// DecodeDepartments decodes a department.get result (one page).
+// DecodeDepartments decodes a department.get result (one page). A null or
+// missing result is an error (retry the lookup), `[]` an empty page.
 func DecodeDepartments(raw json.RawMessage) ([]Department, error) {
 	items, err := decodeList[rawDepartment](raw)
 	if err != nil {
@@ -141,7 +142,8 @@ func AutomatedSolutionListCommand(key string, filter map[string]any, start int) 
 }
 
 // DecodeAutomatedSolutions decodes a crm.automatedsolution.list result (one
-// page): {"automatedSolutions": [...]}.
+// page): {"automatedSolutions": [...]}. A result without automatedSolutions,
+// or with null, is an error (retry the lookup), `[]` an empty page.
 func DecodeAutomatedSolutions(raw json.RawMessage) ([]AutomatedSolution, error) {
 	var res struct {
 		List json.RawMessage `json:"automatedSolutions"`

@@ -1,8 +1,10 @@
 package b24
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 )
@@ -89,8 +91,12 @@ func (c *Client) FindDepartment(ctx context.Context, name string, parent int64) 
 }
 
 // decodeList decodes a list result that PHP may send as a list or, when its
-// keys are not 0..n-1, as an object (then ordered by key).
+// keys are not 0..n-1, as an object (then ordered by key). A missing or null
+// list is an error, not an empty list: it says nothing about what exists.
 func decodeList[T any](raw json.RawMessage) ([]T, error) {
+	if b := bytes.TrimSpace(raw); len(b) == 0 || bytes.Equal(b, []byte("null")) {
+		return nil, errors.New("no list (missing or null)")
+	}
 	m, err := decodeKeyed(raw)
 	if err != nil {
 		return nil, err

@@ -370,3 +370,18 @@ func TestPagingCap(t *testing.T) {
 		t.Errorf("Classify = %v, want transient", Classify(err))
 	}
 }
+
+// TestLookupOfNullListFails: a null or missing list in a lookup's answer
+// says nothing about what exists; it is an error, never "not found".
+func TestLookupOfNullListFails(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.handle(t, "department.get", func(w http.ResponseWriter, _ map[string]any) { reply(w, 200, `{"result":null,"total":0}`) })
+	f.handle(t, "crm.automatedsolution.list", func(w http.ResponseWriter, _ map[string]any) { reply(w, 200, `{"result":{},"total":0}`) })
+	if d, ok, err := f.client.FindDepartment(t.Context(), "Sales", 1); err == nil || ok || Classify(err) != Transient {
+		t.Errorf("FindDepartment over a null list = %+v %v %v, want a transient error", d, ok, err)
+	}
+	if s, ok, err := f.client.FindAutomatedSolution(t.Context(), "HR"); err == nil || ok || Classify(err) != Transient {
+		t.Errorf("FindAutomatedSolution without a list = %+v %v %v, want a transient error", s, ok, err)
+	}
+}
