@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"regexp"
 	"sort"
 	"strings"
 )
@@ -169,6 +170,26 @@ func decodeCounts(raw json.RawMessage, into map[string]int) error {
 		into[k] = int(n)
 	}
 	return nil
+}
+
+// batchReference matches what the portal's batch substitutes in a command's
+// parameter values: its regular expression is \$(result|next|total|time|error)([^\s]*)
+// (case-insensitive; the names are its internal maps of results, next
+// offsets, totals, times and errors), and it substitutes when the run after
+// the name holds a [key] (rest module, CRestUtil::processBatchElement).
+var batchReference = regexp.MustCompile(`(?i)\$(?:result|next|total|time|error)\S*\[[^\]\s]+\]`)
+
+// HasBatchReference reports whether s holds a pattern the portal's batch
+// substitutes with an earlier command's result: "$result[key]" and its
+// relatives ($result_total[, $result_next[, $result_error[, $result_time[,
+// also $next[, $total[, $time[, $error[), in any case. The portal applies
+// it to every parameter value of every command, so a department named
+// "Team $result[c0]" sent in a batch would be created as "Team 2" (c0's
+// result). Send such an item by a single call, where nothing is
+// substituted. References the caller means (PARENT: "$result[dep]") are
+// built by the caller, not taken from user data.
+func HasBatchReference(s string) bool {
+	return strings.Contains(s, "$") && batchReference.MatchString(s)
 }
 
 // EncodeQuery encodes params the way PHP's http_build_query does and

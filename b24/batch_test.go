@@ -373,3 +373,40 @@ func TestBatchCommandErrorsAreRedacted(t *testing.T) {
 		}
 	}
 }
+
+// TestHasBatchReference: the portal substitutes, in every parameter value of
+// a batch command, $ followed by result, next, total, time or error (any
+// case) and a run without space that holds [key]; such a name would be
+// created with another command's result in it.
+func TestHasBatchReference(t *testing.T) {
+	t.Parallel()
+	tests := map[string]bool{
+		"Team $result[c0]":    true,
+		"$result[c0][ID]":     true,
+		"x $RESULT[c0] y":     true,
+		"$Result_Total[c0]":   true,
+		"$result_next[c0]":    true,
+		"$result_error[c0]":   true,
+		"$result_time[c0]":    true,
+		"$next[c0]":           true,
+		"$total[a]":           true,
+		"$time[a]":            true,
+		"$error[a]":           true,
+		"$resultx[1]":         true,
+		"a$result.x[1]":       true,
+		"":                    false,
+		"Team $result":        false,
+		"$result[]":           false,
+		"$result [c0]":        false,
+		"Price $5 [net]":      false,
+		"result[c0]":          false,
+		"$other[c0]":          false,
+		"$result_x":           false,
+		"R&D [EU] $ result[]": false,
+	}
+	for s, want := range tests {
+		if got := HasBatchReference(s); got != want {
+			t.Errorf("HasBatchReference(%q) = %v, want %v", s, got, want)
+		}
+	}
+}

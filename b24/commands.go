@@ -38,7 +38,9 @@ func (f DepartmentFields) params() map[string]any {
 	return p
 }
 
-// DepartmentAddCommand is the batch command that creates f.
+// DepartmentAddCommand is the batch command that creates f. A name for which
+// HasBatchReference is true would be rewritten by the portal: create it by
+// a single call (AddDepartment).
 func DepartmentAddCommand(key string, f DepartmentFields) BatchCommand {
 	return BatchCommand{Key: key, Method: MethodDepartmentAdd, Params: f.params()}
 }
@@ -68,7 +70,9 @@ func (f AutomatedSolutionFields) params() map[string]any {
 	return map[string]any{"fields": fields}
 }
 
-// AutomatedSolutionAddCommand is the batch command that creates f.
+// AutomatedSolutionAddCommand is the batch command that creates f. A title
+// for which HasBatchReference is true would be rewritten by the portal:
+// create it by a single call (AddAutomatedSolution).
 func AutomatedSolutionAddCommand(key string, f AutomatedSolutionFields) BatchCommand {
 	return BatchCommand{Key: key, Method: MethodAutomatedSolutionAdd, Params: f.params()}
 }
