@@ -6,8 +6,10 @@
 //
 // The client never retries on its own except once after an OAuth token
 // refresh; pacing (rate limits) is the job of a Pacer and retrying the job of
-// the caller. Secrets (webhook code, tokens, client secret) never appear in
-// an error text or in String().
+// the caller. A refresh token the OAuth server refused is never asked with
+// again, by any process sharing the TokenStore (see Token). The client never
+// follows a redirect (see CodePortalMoved). Secrets (webhook code, tokens,
+// client secret) never appear in an error text or in String().
 package b24
 
 import (
