@@ -350,3 +350,20 @@ func (o *oauthState) requestToken(ctx context.Context, c *Client, refreshToken s
 	}
 	return t, nil
 }
+
+// refreshFailed is the error of a call of method whose token could not be
+// had: a *TransportError that is not ambiguous (the call was not sent, or
+// the portal refused it with the code after), wrapping err, the failure of
+// the refresh (or of loading the TokenStore). When the OAuth server answered,
+// err holds its *Error, so Classify sees its code: PortalUnavailable for a
+// refused refresh token, Transient for a 5xx; a refresh that did not reach
+// the OAuth server is Transient. err's text holds no secret: requestToken
+// and the TokenStore load redact theirs.
+func refreshFailed(method, after string, err error) error {
+	if after != "" {
+		err = fmt.Errorf("token refresh after %s failed: %w", after, err)
+	} else {
+		err = fmt.Errorf("token: %w", err)
+	}
+	return &TransportError{Method: method, Err: err}
+}

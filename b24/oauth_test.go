@@ -588,12 +588,18 @@ func TestOAuthNewPairClearsRefusal(t *testing.T) {
 	t.Parallel()
 	refused := Token{AccessToken: "access-1", RefreshToken: "refresh-1", RefusedCode: CodeInvalidGrant, RefusedDescription: "The refresh token is invalid."}
 
-	t.Run("through the store", func(t *testing.T) {
-		t.Parallel()
+	// setup returns a portal accepting valid and a store holding the refused pair.
+	setup := func(t *testing.T, valid string) (*oauthPortal, *memStore) {
 		p := newOAuthPortal(t)
-		p.valid = "access-5"
+		p.valid = valid
 		store := &memStore{tokens: map[string]Token{}}
 		store.tokens[p.srvHost()] = refused
+		return p, store
+	}
+
+	t.Run("through the store", func(t *testing.T) {
+		t.Parallel()
+		p, store := setup(t, "access-5")
 		c := p.client(t, Token{AccessToken: "access-1", RefreshToken: "refresh-1"}, WithTokenStore(store))
 		if _, err := c.Call(t.Context(), "profile", map[string]any{"x": "y"}, nil); Classify(err) != PortalUnavailable {
 			t.Fatalf("err = %v, want portal_unavailable", err)
@@ -611,10 +617,7 @@ func TestOAuthNewPairClearsRefusal(t *testing.T) {
 
 	t.Run("through the configuration", func(t *testing.T) {
 		t.Parallel()
-		p := newOAuthPortal(t)
-		p.valid = "access-9"
-		store := &memStore{tokens: map[string]Token{}}
-		store.tokens[p.srvHost()] = refused
+		p, store := setup(t, "access-9")
 		same := p.client(t, Token{RefreshToken: "refresh-1"}, WithTokenStore(store))
 		if _, err := same.Call(t.Context(), "profile", map[string]any{"x": "y"}, nil); Classify(err) != PortalUnavailable {
 			t.Errorf("configured pair with the refused refresh token: err = %v, want portal_unavailable", err)
