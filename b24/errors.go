@@ -18,11 +18,11 @@ type Class int
 // did not change; String gives each its name.
 const (
 	OK            Class = iota // nil error
-	Permanent                  // the item cannot be created as asked: do not retry (also every unknown code below HTTP 500)
+	Permanent                  // the item cannot be created as asked (BX_EMPTY_REQUIRED, ERROR_CORE with a validation message, LIMIT_EXCEEDED, INVALID_REQUEST, every unknown code below HTTP 500): do not retry
 	RateLimited                // QUERY_LIMIT_EXCEEDED
 	MethodBlocked              // OPERATION_TIME_LIMIT
 	Auth                       // expired_token, invalid_token (after the client's one refresh did not help)
-	Transient                  // 5xx, INTERNAL_SERVER_ERROR, ERROR_UNEXPECTED_ANSWER, network, non-JSON, a refresh the OAuth server did not answer
+	Transient                  // 5xx, INTERNAL_SERVER_ERROR, ERROR_UNEXPECTED_ANSWER, ERROR_CORE without a validation message, network, non-JSON, a refresh the OAuth server did not answer
 	// PortalUnavailable: the credential or the portal is unusable, never the
 	// item: NO_AUTH_FOUND, INVALID_CREDENTIALS, insufficient_scope,
 	// user_access_error, ACCESS_DENIED, PORTAL_DELETED, OVERLOAD_LIMIT,
@@ -124,9 +124,11 @@ var permanentCodes = map[string]bool{
 
 // Error is an error answer of the portal (or of the OAuth server):
 // {"error": Code, "error_description": Description}. Method is the REST
-// method called (for a batch command, the command's method). HTTPStatus is 0
-// for a batch command's error, which has no status of its own; Command is
-// then the command's key in its batch ("" for the answer to a request).
+// method called (for a batch command, the command's method; "oauth.token"
+// for the OAuth server's answer to a token refresh). HTTPStatus is 0 for a
+// batch command's error, which has no status of its own (Command is then the
+// command's key in its batch, "" for the answer to a request), and for a
+// refusal remembered from an earlier refresh (see Token).
 type Error struct {
 	Code        string
 	Description string
