@@ -3,7 +3,6 @@ package b24
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 )
 
 // AutomatedSolutionFields are the fields of crm.automatedsolution.add (a
@@ -51,27 +50,10 @@ func (c *Client) AddAutomatedSolution(ctx context.Context, f AutomatedSolutionFi
 
 // ListAutomatedSolutions calls crm.automatedsolution.list with filter (e.g.
 // {"title": "HR"}, exact match on the portal; nil for all), ordered by id,
-// following `next` through every page with `start`.
+// and reads every page (see paging.go).
 func (c *Client) ListAutomatedSolutions(ctx context.Context, filter map[string]any) ([]AutomatedSolution, error) {
-	var out []AutomatedSolution
-	start := 0
-	for range maxPages {
-		var raw json.RawMessage
-		meta, err := c.Call(ctx, MethodAutomatedSolutionList, automatedSolutionListParams(filter, start), &raw)
-		if err != nil {
-			return nil, err
-		}
-		items, err := DecodeAutomatedSolutions(raw)
-		if err != nil {
-			return nil, &TransportError{Method: MethodAutomatedSolutionList, Err: err, Ambiguous: true}
-		}
-		out = append(out, items...)
-		if meta.Next <= start || len(items) == 0 {
-			return out, nil
-		}
-		start = meta.Next
-	}
-	return nil, fmt.Errorf("b24: %s: more than %d pages", MethodAutomatedSolutionList, maxPages)
+	params := func(start int) map[string]any { return automatedSolutionListParams(filter, start) }
+	return listAll(ctx, c, MethodAutomatedSolutionList, maxPages, params, DecodeAutomatedSolutions)
 }
 
 // FindAutomatedSolution looks up the workplace titled exactly title

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"regexp"
 	"sort"
 	"strings"
 )
@@ -23,11 +24,21 @@ type BatchCommand struct {
 
 // BatchResult holds what a batch answered, by command key. A command that
 // did not run (halt after an error) has no entry in any map. Errors' values
-// have HTTPStatus 0 and the command's Method.
+// have HTTPStatus 0 and the command's Method. Totals and Nexts are the
+// paging of list commands (result_total, result_next): a command has an
+// entry only when the portal sent one; NextStart reads them.
 type BatchResult struct {
 	Results map[string]json.RawMessage
 	Errors  map[string]*Error
 	Times   map[string]Time
+	Totals  map[string]int
+	Nexts   map[string]int
+}
+
+// newBatchResult returns a BatchResult with empty, non-nil maps.
+func newBatchResult() BatchResult {
+	return BatchResult{Results: map[string]json.RawMessage{}, Errors: map[string]*Error{}, Times: map[string]Time{},
+		Totals: map[string]int{}, Nexts: map[string]int{}}
 }
 
 // Batch sends up to MaxBatch commands as one request (one Pacer.Wait for
@@ -40,7 +51,7 @@ func (c *Client) Batch(ctx context.Context, halt bool, cmds []BatchCommand) (Bat
 	if len(cmds) > MaxBatch {
 		return BatchResult{}, Meta{}, fmt.Errorf("b24: batch: %d commands, at most %d allowed", len(cmds), MaxBatch)
 	}
-	res := BatchResult{Results: map[string]json.RawMessage{}, Errors: map[string]*Error{}, Times: map[string]Time{}}
+	res := newBatchResult()
 	if len(cmds) == 0 {
 		return res, Meta{}, nil
 	}
@@ -68,7 +79,7 @@ func (c *Client) Batch(ctx context.Context, halt bool, cmds []BatchCommand) (Bat
 	describe := func(env *envelope) []CommandInfo {
 		var r BatchResult
 		if env != nil {
-			r, _ = decodeBatch(env.Result, cmds)
+			r, _ = decodeBatch(env.Result, cmds, c.secrets())
 		}
 		infos := make([]CommandInfo, len(cmds))
 		for i, bc := range cmds {
@@ -83,18 +94,20 @@ func (c *Client) Batch(ctx context.Context, halt bool, cmds []BatchCommand) (Bat
 	if err != nil {
 		return BatchResult{}, Meta{}, err
 	}
-	r, err := decodeBatch(env.Result, cmds)
+	r, err := decodeBatch(env.Result, cmds, c.secrets())
 	if err != nil {
 		return BatchResult{}, env.meta(), &TransportError{Method: "batch", Err: fmt.Errorf("decode result: %w", err), Ambiguous: true}
 	}
 	return r, env.meta(), nil
 }
 
-// decodeBatch decodes result.{result,result_error,result_time}, each of which
-// may be an object, a list (PHP array with keys 0..n-1, `[]` when empty) or
-// absent.
-func decodeBatch(raw json.RawMessage, cmds []BatchCommand) (BatchResult, error) {
-	res := BatchResult{Results: map[string]json.RawMessage{}, Errors: map[string]*Error{}, Times: map[string]Time{}}
+// decodeBatch decodes
+// result.{result,result_error,result_time,result_total,result_next}, each of
+// which may be an object, a list (PHP array with keys 0..n-1, `[]` when
+// empty) or absent. A command's error is redacted of secrets exactly like
+// the error of a single call (see newError).
+func decodeBatch(raw json.RawMessage, cmds []BatchCommand, secrets []string) (BatchResult, error) {
+	res := newBatchResult()
 	top, err := decodeKeyed(raw)
 	if err != nil {
 		return res, err
@@ -115,15 +128,16 @@ func decodeBatch(raw json.RawMessage, cmds []BatchCommand) (BatchResult, error) 
 	for k, v := range errs {
 		var e struct {
 			Code json.RawMessage `json:"error"`
-			Desc string          `json:"error_description"`
+			Desc json.RawMessage `json:"error_description"`
 		}
-		code := CodeErrorUnexpectedAnswer
-		if json.Unmarshal(v, &e) == nil {
-			if c := errorCode(e.Code); c != "" {
-				code = c
-			}
+		_ = json.Unmarshal(v, &e) // an entry that is not an object: no code
+		code := errorCode(e.Code)
+		if code == "" {
+			code = CodeErrorUnexpectedAnswer // listed in result_error: an error all the same
 		}
-		res.Errors[k] = &Error{Code: code, Description: e.Desc, Method: methods[k], Command: k}
+		apiErr := newError(code, e.Desc, secrets)
+		apiErr.Method, apiErr.Command = methods[k], k
+		res.Errors[k] = apiErr
 	}
 	times, err := decodeKeyed(top["result_time"])
 	if err != nil {
@@ -134,7 +148,48 @@ func decodeBatch(raw json.RawMessage, cmds []BatchCommand) (BatchResult, error) 
 		_ = json.Unmarshal(v, &t) // tolerant
 		res.Times[k] = t
 	}
+	if err := decodeCounts(top["result_total"], res.Totals); err != nil {
+		return res, fmt.Errorf("result_total: %w", err)
+	}
+	if err := decodeCounts(top["result_next"], res.Nexts); err != nil {
+		return res, fmt.Errorf("result_next: %w", err)
+	}
 	return res, nil
+}
+
+// decodeCounts decodes a keyed map of numbers (PHP: ints or strings) into
+// into; values that are not numbers count as 0.
+func decodeCounts(raw json.RawMessage, into map[string]int) error {
+	m, err := decodeKeyed(raw)
+	if err != nil {
+		return err
+	}
+	for k, v := range m {
+		var n flexInt
+		_ = n.UnmarshalJSON(v) // tolerant
+		into[k] = int(n)
+	}
+	return nil
+}
+
+// batchReference matches what the portal's batch substitutes in a command's
+// parameter values: its regular expression is \$(result|next|total|time|error)([^\s]*)
+// (case-insensitive; the names are its internal maps of results, next
+// offsets, totals, times and errors), and it substitutes when the run after
+// the name holds a [key] (rest module, CRestUtil::processBatchElement).
+var batchReference = regexp.MustCompile(`(?i)\$(?:result|next|total|time|error)\S*\[[^\]\s]+\]`)
+
+// HasBatchReference reports whether s holds a pattern the portal's batch
+// substitutes with an earlier command's result: "$result[key]" and its
+// relatives ($result_total[, $result_next[, $result_error[, $result_time[,
+// also $next[, $total[, $time[, $error[), in any case. The portal applies
+// it to every parameter value of every command, so a department named
+// "Team $result[c0]" sent in a batch would be created as "Team 2" (c0's
+// result). Send such an item by a single call, where nothing is
+// substituted. References the caller means (PARENT: "$result[dep]") are
+// built by the caller, not taken from user data.
+func HasBatchReference(s string) bool {
+	return strings.Contains(s, "$") && batchReference.MatchString(s)
 }
 
 // EncodeQuery encodes params the way PHP's http_build_query does and

@@ -292,3 +292,121 @@ func TestDecodeKeyed(t *testing.T) {
 		t.Errorf("string: err %v", err)
 	}
 }
+
+// TestBatchPaging: each command's total and next come back in
+// result_total/result_next (PHP: strings or numbers, [] when empty);
+// NextStart says where a lookup continues.
+func TestBatchPaging(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.handle(t, "batch", func(w http.ResponseWriter, body map[string]any) {
+		cmd, _ := body["cmd"].(map[string]any)
+		if cmd["c0"] != "department.get?PARENT=1" || cmd["c3"] != "department.get?PARENT=9&start=50" {
+			t.Errorf("commands %v", cmd)
+		}
+		reply(w, 200, readTestdata(t, "batch_paging.json"))
+	})
+	cmds := []BatchCommand{
+		DepartmentGetCommand("c0", map[string]any{"PARENT": 1}, 0),
+		DepartmentGetCommand("c1", map[string]any{"PARENT": 7}, 0),
+		DepartmentGetCommand("c2", map[string]any{"PARENT": 8}, 0),
+		DepartmentGetCommand("c3", map[string]any{"PARENT": 9}, 50),
+	}
+	res, _, err := f.client.Batch(t.Context(), false, cmds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]int{"c0": 120, "c1": 1, "c2": 0, "c3": 120}; !reflect.DeepEqual(res.Totals, want) {
+		t.Errorf("Totals %v, want %v", res.Totals, want)
+	}
+	if want := map[string]int{"c0": 50, "c3": 120}; !reflect.DeepEqual(res.Nexts, want) {
+		t.Errorf("Nexts %v, want %v", res.Nexts, want)
+	}
+	for key, want := range map[string]struct {
+		start int
+		more  bool
+	}{"c0": {50, true}, "c1": {0, false}, "c2": {0, false}, "c3": {0, false}, "missing": {0, false}} {
+		if start, more := res.NextStart(key); start != want.start || more != want.more {
+			t.Errorf("NextStart(%s) = %d, %v; want %d, %v", key, start, more, want.start, want.more)
+		}
+	}
+
+	// No paging in the answer at all: empty maps, never nil.
+	empty, err := decodeBatch(json.RawMessage(`{"result":{"a":1}}`), nil, nil)
+	if err != nil || empty.Totals == nil || empty.Nexts == nil || len(empty.Totals)+len(empty.Nexts) != 0 {
+		t.Errorf("batch without paging: %+v, %v", empty, err)
+	}
+}
+
+// TestBatchCommandErrorsAreRedacted: a command's error code and description
+// may echo the request URL, webhook code included; they are redacted like a
+// single call's, in the result and for the observer.
+func TestBatchCommandErrorsAreRedacted(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.handle(t, "batch", func(w http.ResponseWriter, _ map[string]any) {
+		reply(w, 200, `{"result":{"result":[],"result_error":{`+
+			`"a":{"error":"ERROR_CORE","error_description":"bad call to /rest/1/`+testSecret+`/department.add"},`+
+			`"b":{"error":"`+testSecret+`","error_description":{"url":"/rest/1/`+testSecret+`/"}}}}}`)
+	})
+	res, _, err := f.client.Batch(t.Context(), false, []BatchCommand{
+		{Key: "a", Method: MethodDepartmentAdd, Params: map[string]any{"NAME": "A", "PARENT": 1}},
+		{Key: "b", Method: MethodDepartmentAdd, Params: map[string]any{"NAME": "B", "PARENT": 1}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := res.Errors["a"], res.Errors["b"]
+	if a == nil || a.Code != CodeErrorCore || a.Description != "bad call to /rest/1/***/department.add" {
+		t.Errorf("command a: %+v", a)
+	}
+	if b == nil || b.Code != "***" || b.Description != `{"url":"/rest/1/***/"}` {
+		t.Errorf("command b: %+v", b)
+	}
+	infos := f.observed()
+	if len(infos) != 1 {
+		t.Fatalf("observer %+v", infos)
+	}
+	for _, ci := range infos[0].Commands {
+		if ci.Err == nil || strings.Contains(ci.Err.Error(), testSecret) {
+			t.Errorf("observer command %s: error %v", ci.Key, ci.Err)
+		}
+	}
+}
+
+// TestHasBatchReference: the portal substitutes, in every parameter value of
+// a batch command, $ followed by result, next, total, time or error (any
+// case) and a run without space that holds [key]; such a name would be
+// created with another command's result in it.
+func TestHasBatchReference(t *testing.T) {
+	t.Parallel()
+	tests := map[string]bool{
+		"Team $result[c0]":    true,
+		"$result[c0][ID]":     true,
+		"x $RESULT[c0] y":     true,
+		"$Result_Total[c0]":   true,
+		"$result_next[c0]":    true,
+		"$result_error[c0]":   true,
+		"$result_time[c0]":    true,
+		"$next[c0]":           true,
+		"$total[a]":           true,
+		"$time[a]":            true,
+		"$error[a]":           true,
+		"$resultx[1]":         true,
+		"a$result.x[1]":       true,
+		"":                    false,
+		"Team $result":        false,
+		"$result[]":           false,
+		"$result [c0]":        false,
+		"Price $5 [net]":      false,
+		"result[c0]":          false,
+		"$other[c0]":          false,
+		"$result_x":           false,
+		"R&D [EU] $ result[]": false,
+	}
+	for s, want := range tests {
+		if got := HasBatchReference(s); got != want {
+			t.Errorf("HasBatchReference(%q) = %v, want %v", s, got, want)
+		}
+	}
+}

@@ -6,8 +6,10 @@
 //
 // The client never retries on its own except once after an OAuth token
 // refresh; pacing (rate limits) is the job of a Pacer and retrying the job of
-// the caller. Secrets (webhook code, tokens, client secret) never appear in
-// an error text or in String().
+// the caller. A refresh token the OAuth server refused is never asked with
+// again, by any process sharing the TokenStore (see Token). The client never
+// follows a redirect (see CodePortalMoved). Secrets (webhook code, tokens,
+// client secret) never appear in an error text or in String().
 package b24
 
 import (
@@ -28,8 +30,12 @@ import (
 	"time"
 )
 
-// DefaultTimeout is the timeout of one HTTP request when WithTimeout is not given.
-const DefaultTimeout = 30 * time.Second
+// DefaultTimeout is the timeout of one HTTP request when WithTimeout is not
+// given. A cloud portal lets one request run for up to 60 s; the client
+// waits longer (network and queueing on top), because giving up on a
+// request the portal is still running turns a slow success into an
+// ambiguous failure and a lookup.
+const DefaultTimeout = 75 * time.Second
 
 // DefaultTokenEndpoint is the Bitrix24 OAuth server's token endpoint.
 const DefaultTokenEndpoint = "https://oauth.bitrix.info/oauth/token/"
@@ -95,12 +101,16 @@ func WithInsecureHTTPHosts(hosts ...string) Option {
 }
 
 // WithHTTPClient makes the client send through hc instead of its own
-// keep-alive client. hc's own Timeout still applies in addition to WithTimeout.
+// keep-alive client. hc's own Timeout still applies in addition to
+// WithTimeout. The client uses a copy of hc whose CheckRedirect never
+// follows a redirect (see CodePortalMoved); hc itself is not changed, and
+// its Transport and Jar are shared.
 func WithHTTPClient(hc *http.Client) Option { return func(o *options) { o.hc = hc } }
 
 // WithTimeout bounds one HTTP request, from sending to reading the answer
-// (default 30s; d <= 0 keeps the default). A caller's shorter context
-// deadline wins.
+// (default DefaultTimeout, 75 s; d <= 0 keeps the default). Keep it above
+// the portal's 60 s cap on a request. A caller's shorter context deadline
+// wins.
 func WithTimeout(d time.Duration) Option {
 	return func(o *options) {
 		if d > 0 {
@@ -220,7 +230,11 @@ func newClient(o options) *Client {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = 32 // many workers share one portal host
 		o.hc = &http.Client{Transport: tr}
+	} else {
+		hc := *o.hc // the caller's client stays as it is
+		o.hc = &hc
 	}
+	o.hc.CheckRedirect = noRedirect
 	if o.logger == nil {
 		o.logger = slog.New(slog.DiscardHandler)
 	}
@@ -234,6 +248,10 @@ func newClient(o options) *Client {
 	c.store = o.store
 	return c
 }
+
+// noRedirect is the CheckRedirect of every client: a redirect is answered
+// as it came (roundTrip turns it into PORTAL_MOVED), never followed.
+func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // String describes the client without secrets, e.g.
 // "b24.Client(webhook https://portal/rest/1/***/)".
@@ -288,60 +306,6 @@ func (c *Client) Call(ctx context.Context, method string, params any, out any) (
 	return env.meta(), nil
 }
 
-// envelope is a decoded answer. Its keys match exactly (see UnmarshalJSON).
-type envelope struct {
-	Result json.RawMessage `json:"result"`
-	Error  json.RawMessage `json:"error"`
-	Desc   json.RawMessage `json:"error_description"`
-	Total  json.RawMessage `json:"total"`
-	Next   json.RawMessage `json:"next"`
-	Time   json.RawMessage `json:"time"`
-
-	decoded *Meta // meta's result, decoded once (the observer and the caller both ask)
-}
-
-// UnmarshalJSON matches the answer's keys exactly. encoding/json would fill
-// Result from "Result" or "rEsult" too, and an answer that is not the
-// portal's must never pass for a success.
-func (e *envelope) UnmarshalJSON(b []byte) error {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(b, &m); err != nil {
-		return err
-	}
-	if m == nil {
-		return errors.New("answer is null")
-	}
-	*e = envelope{Result: m["result"], Error: m["error"], Desc: m["error_description"],
-		Total: m["total"], Next: m["next"], Time: m["time"]}
-	return nil
-}
-
-func (e *envelope) meta() Meta {
-	if e.decoded == nil {
-		m := e.decodeMeta()
-		e.decoded = &m
-	}
-	return *e.decoded
-}
-
-func (e *envelope) decodeMeta() Meta {
-	var m Meta
-	if len(e.Time) > 0 {
-		_ = json.Unmarshal(e.Time, &m.Time) // tolerant, never fails
-	}
-	var n flexInt
-	if len(e.Total) > 0 {
-		_ = n.UnmarshalJSON(e.Total)
-		m.Total = int(n)
-	}
-	n = 0
-	if len(e.Next) > 0 {
-		_ = n.UnmarshalJSON(e.Next)
-		m.Next = int(n)
-	}
-	return m
-}
-
 // call encodes params, adds auth and handles the one refresh. describe, when
 // set, adds per-command details to the observer's CallInfo (batch).
 func (c *Client) call(ctx context.Context, method string, params any, describe func(*envelope) []CommandInfo) (*envelope, error) {
@@ -357,18 +321,16 @@ func (c *Client) call(ctx context.Context, method string, params any, describe f
 	}
 	tok, gen, err := c.oauth.current(ctx, c)
 	if err != nil {
-		return nil, fmt.Errorf("b24: %s: %w", method, err)
+		return nil, refreshFailed(method, "", err)
 	}
 	env, err := c.send(ctx, method, body, &tok.AccessToken, describe)
-	if e, ok := errors.AsType[*Error](err); !ok || e.Class() != Auth {
+	authErr, ok := errors.AsType[*Error](err)
+	if !ok || authErr.Class() != Auth {
 		return env, err
 	}
-	authErr := err
 	tok, err = c.oauth.refresh(ctx, c, gen)
 	if err != nil {
-		// Keep the auth answer as the error the caller classifies (Auth);
-		// the refresh failure is context.
-		return nil, fmt.Errorf("%w (token refresh failed: %s)", authErr, Redact(err.Error(), c.secrets()...))
+		return nil, refreshFailed(method, authErr.Code, err)
 	}
 	return c.send(ctx, method, body, &tok.AccessToken, describe)
 }
@@ -466,66 +428,13 @@ func (c *Client) roundTrip(ctx context.Context, method string, params []byte, au
 		return nil, &TransportError{Method: method, Err: redactError(err, c.secrets()...), Ambiguous: wrote.Load()}
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
+		return nil, c.portalMoved(method, resp)
+	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	if err != nil {
 		return nil, &TransportError{Method: method, Ambiguous: true,
 			Err: fmt.Errorf("HTTP %d: read answer: %w", resp.StatusCode, redactError(err, c.secrets()...))}
 	}
 	return c.decodeAnswer(method, resp.StatusCode, resp.Header.Get("Content-Type"), raw)
-}
-
-// decodeAnswer checks an answer: an `error` field makes an *Error whatever
-// the status; a 2xx with `result` is success; everything else (not JSON, no
-// result and no error, a non-2xx without an error code) is an ambiguous
-// *TransportError, because the portal may have done the work.
-func (c *Client) decodeAnswer(method string, status int, ctype string, raw []byte) (*envelope, error) {
-	var env envelope
-	// Called directly: json.Unmarshal(raw, &env) would scan raw twice more
-	// before handing it to the same method.
-	if err := env.UnmarshalJSON(raw); err != nil {
-		return nil, &TransportError{Method: method, Ambiguous: true,
-			Err: fmt.Errorf("HTTP %d: answer is not Bitrix24 JSON (Content-Type %q, %d bytes: %s)", status, ctype, len(raw), snippet(raw, c.secrets()))}
-	}
-	if code := errorCode(env.Error); code != "" {
-		var desc string
-		if err := json.Unmarshal(env.Desc, &desc); err != nil {
-			desc = string(env.Desc)
-		}
-		return nil, &Error{Code: Redact(code, c.secrets()...), Description: Redact(desc, c.secrets()...), HTTPStatus: status, Method: method}
-	}
-	if status < 200 || status > 299 {
-		return nil, &TransportError{Method: method, Ambiguous: true,
-			Err: fmt.Errorf("HTTP %d without an error code: %s", status, snippet(raw, c.secrets()))}
-	}
-	if env.Result == nil {
-		return nil, &TransportError{Method: method, Ambiguous: true,
-			Err: fmt.Errorf("HTTP %d: answer has neither result nor error: %s", status, snippet(raw, c.secrets()))}
-	}
-	return &env, nil
-}
-
-// errorCode returns the `error` field when it is a non-empty string (the
-// OAuth server and the portal both send strings); "" when absent.
-func errorCode(raw json.RawMessage) string {
-	if len(raw) == 0 {
-		return ""
-	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err == nil {
-		return s
-	}
-	if string(raw) == "null" || string(raw) == "false" {
-		return ""
-	}
-	return "ERROR_UNEXPECTED_ANSWER" // an error we cannot read is still an error
-}
-
-// snippet quotes the start of a body for an error text, redacted.
-func snippet(raw []byte, secrets []string) string {
-	const n = 120
-	s := Redact(string(raw), secrets...) // before cutting, so no half secret stays
-	if len(s) > n {
-		s = s[:n] + "…"
-	}
-	return fmt.Sprintf("%q", s)
 }

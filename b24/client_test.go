@@ -341,3 +341,95 @@ func TestEncodeParamsAndAuth(t *testing.T) {
 		}
 	}
 }
+
+// TestRedirectIsNeverFollowed: a renamed portal answers 302 with its new
+// address. Go's client would re-send the POST as a GET without its body;
+// the client must send exactly one request and report PORTAL_MOVED naming
+// only the new host (the Location's path carries the webhook secret).
+func TestRedirectIsNeverFollowed(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		status   int
+		location string // "" = the test server itself, under /moved/
+		opts     []Option
+	}{
+		{"302 own client", http.StatusFound, "", nil},
+		{"301", http.StatusMovedPermanently, "", nil},
+		{"307", http.StatusTemporaryRedirect, "", nil},
+		{"308 caller's client", http.StatusPermanentRedirect, "", []Option{WithHTTPClient(&http.Client{})}},
+		{"other host", http.StatusFound, "https://renamed.bitrix24.ru/rest/1/" + testSecret + "/department.add", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := setup(t, tc.opts...)
+			var mu sync.Mutex
+			var seen []string
+			f.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				seen = append(seen, r.Method+" "+r.URL.Path)
+				mu.Unlock()
+				if !strings.HasPrefix(r.URL.Path, "/moved/") {
+					loc := tc.location
+					if loc == "" {
+						loc = f.srv.URL + "/moved/rest/1/" + testSecret + "/department.add"
+					}
+					w.Header().Set("Location", loc)
+					w.WriteHeader(tc.status)
+					return
+				}
+				reply(w, 200, `{"result":18}`)
+			})
+			_, _, err := f.client.AddDepartment(t.Context(), DepartmentFields{Name: "Sales", Parent: 1})
+			mu.Lock()
+			defer mu.Unlock()
+			if len(seen) != 1 || !strings.HasPrefix(seen[0], "POST ") {
+				t.Fatalf("requests %v, want exactly one POST", seen)
+			}
+			wantHost := strings.TrimPrefix(f.srv.URL, "http://")
+			if tc.location != "" {
+				wantHost = "renamed.bitrix24.ru"
+			}
+			e, ok := errors.AsType[*Error](err)
+			if !ok || e.Code != CodePortalMoved || e.Description != "portal moved to "+wantHost || e.HTTPStatus != tc.status {
+				t.Fatalf("err = %#v, want PORTAL_MOVED to %s with HTTP %d", err, wantHost, tc.status)
+			}
+			if s := err.Error(); strings.Contains(s, testSecret) || strings.Contains(s, "/rest/") {
+				t.Errorf("error %q quotes the Location's path", s)
+			}
+			if Classify(err) != PortalUnavailable || IsAmbiguous(err) {
+				t.Errorf("Classify %v, ambiguous %v; want portal_unavailable, not ambiguous", Classify(err), IsAmbiguous(err))
+			}
+		})
+	}
+}
+
+// TestCallersHTTPClientIsNotChanged: WithHTTPClient's client keeps its own
+// CheckRedirect; the b24 client uses a copy that never follows.
+func TestCallersHTTPClientIsNotChanged(t *testing.T) {
+	t.Parallel()
+	hc := &http.Client{Timeout: time.Minute}
+	c, err := NewWebhook("https://example.bitrix24.ru/rest/1/"+testSecret+"/", WithHTTPClient(hc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hc.CheckRedirect != nil {
+		t.Error("the caller's http.Client was changed")
+	}
+	if c.hc == hc || c.hc.CheckRedirect == nil || c.hc.Timeout != time.Minute {
+		t.Errorf("client uses %+v, want a copy of the caller's client that does not follow redirects", c.hc)
+	}
+}
+
+// A cloud portal may run one request for up to 60 s; a client that gives up
+// earlier turns a slow success into an ambiguous failure.
+func TestDefaultTimeoutOutlastsThePortal(t *testing.T) {
+	t.Parallel()
+	c, err := NewWebhook("https://example.bitrix24.ru/rest/1/" + testSecret + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.timeout != DefaultTimeout || DefaultTimeout <= 60*time.Second {
+		t.Errorf("timeout %v (DefaultTimeout %v), want the default, above the portal's 60 s", c.timeout, DefaultTimeout)
+	}
+}

@@ -39,7 +39,9 @@ func (f DepartmentFields) params() map[string]any {
 	return p
 }
 
-// DepartmentAddCommand is the batch command that creates f.
+// DepartmentAddCommand is the batch command that creates f. A name for which
+// HasBatchReference is true would be rewritten by the portal: create it by
+// a single call (AddDepartment).
 func DepartmentAddCommand(key string, f DepartmentFields) BatchCommand {
 	return BatchCommand{Key: key, Method: MethodDepartmentAdd, Params: f.params()}
 }
@@ -69,7 +71,9 @@ func (f AutomatedSolutionFields) params() map[string]any {
 	return map[string]any{"fields": fields}
 }
 
-// AutomatedSolutionAddCommand is the batch command that creates f.
+// AutomatedSolutionAddCommand is the batch command that creates f. A title
+// for which HasBatchReference is true would be rewritten by the portal:
+// create it by a single call (AddAutomatedSolution).
 func AutomatedSolutionAddCommand(key string, f AutomatedSolutionFields) BatchCommand {
 	return BatchCommand{Key: key, Method: MethodAutomatedSolutionAdd, Params: f.params()}
 }
@@ -97,7 +101,7 @@ func departmentGetParams(filter map[string]any, start int) map[string]any {
 		params = map[string]any{}
 	}
 	if start > 0 {
-		params["START"] = start
+		params[startParam] = start
 	}
 	return params
 }
@@ -108,7 +112,8 @@ func DepartmentGetCommand(key string, filter map[string]any, start int) BatchCom
 	return BatchCommand{Key: key, Method: MethodDepartmentGet, Params: departmentGetParams(filter, start)}
 }
 
-// DecodeDepartments decodes a department.get result (one page).
+// DecodeDepartments decodes a department.get result (one page). A null or
+// missing result is an error (retry the lookup), `[]` an empty page.
 func DecodeDepartments(raw json.RawMessage) ([]Department, error) {
 	items, err := decodeList[rawDepartment](raw)
 	if err != nil {
@@ -130,7 +135,7 @@ func automatedSolutionListParams(filter map[string]any, start int) map[string]an
 		params["filter"] = maps.Clone(filter)
 	}
 	if start > 0 {
-		params["start"] = start
+		params[startParam] = start
 	}
 	return params
 }
@@ -142,7 +147,8 @@ func AutomatedSolutionListCommand(key string, filter map[string]any, start int) 
 }
 
 // DecodeAutomatedSolutions decodes a crm.automatedsolution.list result (one
-// page): {"automatedSolutions": [...]}.
+// page): {"automatedSolutions": [...]}. A result without automatedSolutions,
+// or with null, is an error (retry the lookup), `[]` an empty page.
 func DecodeAutomatedSolutions(raw json.RawMessage) ([]AutomatedSolution, error) {
 	var res struct {
 		List json.RawMessage `json:"automatedSolutions"`

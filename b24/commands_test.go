@@ -67,8 +67,24 @@ func TestDecodeDepartmentsPHPShapes(t *testing.T) {
 			t.Errorf("%s → %s, want %s", tt.in, s, tt.want)
 		}
 	}
-	if _, err := DecodeDepartments(json.RawMessage(`"x"`)); err == nil {
-		t.Error("a string decoded as a list")
+	// A missing or null list is not an empty one: the lookup is retried.
+	for _, bad := range []string{`"x"`, `null`, ``, ` null `} {
+		if got, err := DecodeDepartments(json.RawMessage(bad)); err == nil {
+			t.Errorf("DecodeDepartments(%q) = %v, want an error", bad, got)
+		}
+	}
+}
+
+func TestDecodeAutomatedSolutionsNullIsNotEmpty(t *testing.T) {
+	t.Parallel()
+	got, err := DecodeAutomatedSolutions(json.RawMessage(`{"automatedSolutions":[]}`))
+	if err != nil || got == nil || len(got) != 0 {
+		t.Errorf("empty list: %v, %v", got, err)
+	}
+	for _, bad := range []string{`{}`, `{"automatedSolutions":null}`, `null`, `[]`, `{"automatedSolutions":"x"}`} {
+		if got, err := DecodeAutomatedSolutions(json.RawMessage(bad)); err == nil {
+			t.Errorf("DecodeAutomatedSolutions(%s) = %v, want an error", bad, got)
+		}
 	}
 }
 
@@ -85,5 +101,12 @@ func TestCommandsMatchPlainCallParams(t *testing.T) {
 	}
 	if c := AutomatedSolutionListCommand("c2", map[string]any{"title": "HR"}, 50); EncodeQuery(c.Params) != "filter[title]=HR&order[id]=ASC&start=50" {
 		t.Errorf("list command query %q", EncodeQuery(c.Params))
+	}
+	// The portal reads the offset from lowercase start only.
+	if c := DepartmentGetCommand("c3", map[string]any{"PARENT": 1}, 50); EncodeQuery(c.Params) != "PARENT=1&start=50" {
+		t.Errorf("department.get command query %q", EncodeQuery(c.Params))
+	}
+	if c := DepartmentGetCommand("c4", map[string]any{"PARENT": 1}, 0); EncodeQuery(c.Params) != "PARENT=1" {
+		t.Errorf("department.get command query %q", EncodeQuery(c.Params))
 	}
 }

@@ -1,8 +1,10 @@
 package b24
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 )
@@ -24,13 +26,6 @@ type Department struct {
 	Name             string
 	Sort             int
 }
-
-// pageSize is the page size of Bitrix24 list methods.
-const pageSize = 50
-
-// maxPages bounds paging so that a portal that keeps answering `next` cannot
-// loop a caller forever (50 * 10000 items is far above any real structure).
-const maxPages = 10000
 
 // AddDepartment calls department.add and returns the new department's ID.
 // A 200 without a usable ID is an ambiguous *TransportError: the department
@@ -58,36 +53,21 @@ type rawDepartment struct {
 }
 
 // GetDepartments calls department.get with filter (top-level fields such as
-// ID, NAME, PARENT, UF_HEAD; nil for all) and follows `next` through every
-// page, sending START. Note that the portal filters NAME with SQL LIKE
-// semantics (case-insensitive substring). Each page is one request (and one
-// Pacer.Wait).
+// ID, NAME, PARENT, UF_HEAD; nil for all) and reads every page (see
+// paging.go). Note that the portal filters NAME with SQL LIKE on the whole
+// value: case-insensitive, % and _ are wildcards. Each page is one request
+// (and one Pacer.Wait).
 func (c *Client) GetDepartments(ctx context.Context, filter map[string]any) ([]Department, error) {
-	var out []Department
-	start := 0
-	for range maxPages {
-		var page json.RawMessage
-		meta, err := c.Call(ctx, MethodDepartmentGet, departmentGetParams(filter, start), &page)
-		if err != nil {
-			return nil, err
-		}
-		items, err := DecodeDepartments(page)
-		if err != nil {
-			return nil, &TransportError{Method: MethodDepartmentGet, Err: err, Ambiguous: true}
-		}
-		out = append(out, items...)
-		if meta.Next <= start || len(items) == 0 {
-			return out, nil
-		}
-		start = meta.Next
-	}
-	return nil, fmt.Errorf("b24: %s: more than %d pages", MethodDepartmentGet, maxPages)
+	params := func(start int) map[string]any { return departmentGetParams(filter, start) }
+	return listAll(ctx, c, MethodDepartmentGet, maxPages, params, DecodeDepartments)
 }
 
 // FindDepartment looks up the department named exactly name (case-sensitive,
 // whole name) under parent (0: a top-level department). It asks the portal
-// with NAME and PARENT and compares the names itself, because the portal
-// matches NAME with LIKE. With several exact matches the lowest ID wins.
+// with NAME and PARENT, reads every page and compares the names itself,
+// because the portal matches NAME with LIKE (a name holding % or _ matches
+// others too, and case is ignored). With several exact matches the lowest ID
+// wins.
 func (c *Client) FindDepartment(ctx context.Context, name string, parent int64) (Department, bool, error) {
 	filter := map[string]any{"NAME": name}
 	if parent != 0 {
@@ -111,8 +91,12 @@ func (c *Client) FindDepartment(ctx context.Context, name string, parent int64) 
 }
 
 // decodeList decodes a list result that PHP may send as a list or, when its
-// keys are not 0..n-1, as an object (then ordered by key).
+// keys are not 0..n-1, as an object (then ordered by key). A missing or null
+// list is an error, not an empty list: it says nothing about what exists.
 func decodeList[T any](raw json.RawMessage) ([]T, error) {
+	if b := bytes.TrimSpace(raw); len(b) == 0 || bytes.Equal(b, []byte("null")) {
+		return nil, errors.New("no list (missing or null)")
+	}
 	m, err := decodeKeyed(raw)
 	if err != nil {
 		return nil, err

@@ -28,28 +28,37 @@ func TestClassifyRecordedAnswers(t *testing.T) {
 		{"invalid_token", 401, Auth, false},
 		{"INTERNAL_SERVER_ERROR", 500, Transient, true},
 		{"ERROR_UNEXPECTED_ANSWER", 500, Transient, true},
+		// ERROR_CORE is a validation error only with a known message; any
+		// other may come after the department was saved (UF_HEAD failed)
+		// or from the database: retry, and look up first.
 		{"ERROR_CORE", 400, Permanent, false},
 		{"ERROR_CORE_root", 400, Permanent, false},
+		{"ERROR_CORE_parent", 400, Permanent, false},
+		{"ERROR_CORE_db", 400, Transient, true},
+		{"ERROR_CORE_access", 400, Transient, true},
+		{"ERROR_CORE_db", 200, Transient, true},
 		{"BX_EMPTY_REQUIRED", 400, Permanent, false},
-		{"ACCESS_DENIED", 403, Permanent, false},
 		{"LIMIT_EXCEEDED", 400, Permanent, false},
-		{"NO_AUTH_FOUND", 401, Permanent, false},
-		{"INVALID_CREDENTIALS", 403, Permanent, false},
-		{"insufficient_scope", 403, Permanent, false},
-		{"user_access_error", 403, Permanent, false},
+		// The credential or the portal, never the item: the portal pauses.
+		{"ACCESS_DENIED", 403, PortalUnavailable, false},
+		{"NO_AUTH_FOUND", 401, PortalUnavailable, false},
+		{"INVALID_CREDENTIALS", 403, PortalUnavailable, false},
+		{"insufficient_scope", 403, PortalUnavailable, false},
+		{"user_access_error", 403, PortalUnavailable, false},
+		{"OVERLOAD_LIMIT", 503, PortalUnavailable, false},
+		{"PORTAL_DELETED", 500, PortalUnavailable, false},
+		{"PAYMENT_REQUIRED", 402, PortalUnavailable, false},
 		{"INVALID_REQUEST", 400, Permanent, false},
-		{"OVERLOAD_LIMIT", 503, Permanent, false},
 		{"ERROR_BATCH_METHOD_NOT_ALLOWED", 405, Permanent, false},
 		{"ERROR_BATCH_LENGTH_EXCEEDED", 400, Permanent, false},
-		{"PORTAL_DELETED", 500, Permanent, false},
 		{"ERROR_MANIFEST_IS_NOT_AVAILABLE", 404, Permanent, false},
 		{"SOME_NEW_CODE", 400, Permanent, false},
 		{"SOME_NEW_CODE", 502, Transient, true},
 		// The department.add page gives status 200 for most system errors:
 		// the code decides, not the status.
 		{"QUERY_LIMIT_EXCEEDED", 200, RateLimited, false},
-		{"NO_AUTH_FOUND", 200, Permanent, false},
-		{"OVERLOAD_LIMIT", 200, Permanent, false},
+		{"NO_AUTH_FOUND", 200, PortalUnavailable, false},
+		{"OVERLOAD_LIMIT", 200, PortalUnavailable, false},
 		{"INTERNAL_SERVER_ERROR", 200, Transient, true},
 	}
 	for _, tt := range tests {
@@ -119,7 +128,8 @@ func TestClassifyOtherErrors(t *testing.T) {
 
 func TestClassString(t *testing.T) {
 	t.Parallel()
-	want := map[Class]string{OK: "ok", Permanent: "permanent", RateLimited: "rate_limited", MethodBlocked: "method_blocked", Auth: "auth", Transient: "transient"}
+	want := map[Class]string{OK: "ok", Permanent: "permanent", RateLimited: "rate_limited", MethodBlocked: "method_blocked",
+		Auth: "auth", Transient: "transient", PortalUnavailable: "portal_unavailable"}
 	for c, s := range want {
 		if c.String() != s {
 			t.Errorf("%d.String() = %q, want %q", int(c), c.String(), s)
@@ -316,8 +326,9 @@ func TestErrorsNeverContainSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = oc.Call(t.Context(), "profile", nil, nil)
-	if Classify(err) != Auth {
-		t.Errorf("OAuth call with failed refresh: Classify = %v, want auth (%v)", Classify(err), err)
+	if Classify(err) != Transient || IsAmbiguous(err) {
+		t.Errorf("OAuth call with a refresh that could not reach the OAuth server: Classify = %v, ambiguous %v; want transient, not ambiguous (%v)",
+			Classify(err), IsAmbiguous(err), err)
 	}
 	errs = append(errs, err)
 
@@ -368,6 +379,62 @@ func TestRedact(t *testing.T) {
 	for _, tt := range tests {
 		if got := Redact(tt.in, tt.secrets...); got != tt.want {
 			t.Errorf("Redact(%q, %q) = %q, want %q", tt.in, tt.secrets, got, tt.want)
+		}
+	}
+}
+
+func TestIsValidationMessage(t *testing.T) {
+	t.Parallel()
+	for _, msg := range ValidationMessages {
+		if !IsValidationMessage(msg) {
+			t.Errorf("IsValidationMessage(%q) = false for a listed message", msg)
+		}
+	}
+	tests := map[string]bool{
+		"Не введено название раздела.<br>":         true,
+		" не введено НАЗВАНИЕ раздела. <br /> ":    true,
+		"Не введено название раздела.\n<BR>\n":     true,
+		"parent department not found<br>":          true,
+		"Parent  department\tnot found":            true,
+		"The department name is not provided.<br>": true,
+		"В структуре компании должен быть только один раздел верхнего уровня": true,
+		"There can only be one top-level department in the company structure": true,
+		"":              false,
+		"<br>":          false,
+		"Access denied": false,
+		"Не введено название раздела. Ещё":  false,
+		"Parent department not found: 7":    false,
+		"Deadlock found when trying to get": false,
+	}
+	for msg, want := range tests {
+		if got := IsValidationMessage(msg); got != want {
+			t.Errorf("IsValidationMessage(%q) = %v, want %v", msg, got, want)
+		}
+	}
+}
+
+// TestBatchCommandAmbiguity: the error of a command of an answered batch
+// is not ambiguous (the portal reports the command returned nothing),
+// except ERROR_CORE without a validation message: department.add may have
+// saved the department before failing.
+func TestBatchCommandAmbiguity(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		code, desc string
+		class      Class
+		ambiguous  bool
+	}{
+		{CodeErrorCore, "Не введено название раздела.<br>", Permanent, false},
+		{CodeErrorCore, "Parent department not found", Permanent, false},
+		{CodeErrorCore, "Deadlock found when trying to get lock", Transient, true},
+		{CodeInternalServerError, "Internal server error", Transient, false},
+		{CodeQueryLimitExceeded, "Too many requests", RateLimited, false},
+		{CodeAccessDenied, "Access denied", PortalUnavailable, false},
+	}
+	for _, tt := range tests {
+		err := fmt.Errorf("item: %w", &Error{Code: tt.code, Description: tt.desc, Method: MethodDepartmentAdd, Command: "c0"})
+		if Classify(err) != tt.class || IsAmbiguous(err) != tt.ambiguous {
+			t.Errorf("%s %q: Classify %v, ambiguous %v; want %v, %v", tt.code, tt.desc, Classify(err), IsAmbiguous(err), tt.class, tt.ambiguous)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -85,16 +86,54 @@ func TestAddAutomatedSolutionLimitExceeded(t *testing.T) {
 	}
 }
 
-// departmentPortal serves department.get over n departments with IDs 1..n,
-// 50 per page, the way the portal does: string values, LIKE on NAME, total
-// and next.
+// likePattern compiles a department.get NAME filter the way the portal
+// applies it: SQL LIKE on the whole value, case-insensitive, with % (any
+// run) and _ (any one character) as wildcards and no implied %.
+func likePattern(name string) *regexp.Regexp {
+	var b strings.Builder
+	b.WriteString(`(?is)^`)
+	for _, r := range name {
+		switch r {
+		case '%':
+			b.WriteString(`.*`)
+		case '_':
+			b.WriteString(`.`)
+		default:
+			b.WriteString(regexp.QuoteMeta(string(r)))
+		}
+	}
+	b.WriteString(`$`)
+	return regexp.MustCompile(b.String())
+}
+
+// pageAt returns the page of match at start as the portal does: 50 items,
+// the offset read from lowercase start only, an offset past the end giving
+// page 1 again; next only when more items follow.
+func pageAt[T any](body map[string]any, match []T) (page []T, total int, next int) {
+	start := 0
+	if s, ok := body["start"].(float64); ok {
+		start = int(s)
+	}
+	if start >= len(match) || start < 0 {
+		start = 0 // past the end: page 1 again, never an empty page
+	}
+	end := min(start+pageSize, len(match))
+	if end < len(match) {
+		next = end
+	}
+	return append([]T{}, match[start:end]...), len(match), next
+}
+
+// departmentPortal serves department.get over deps, 50 per page, the way
+// the portal does: string values, LIKE on NAME, lowercase start, total and
+// next.
 func departmentPortal(t *testing.T, f *fixture, deps []map[string]string) *[]map[string]any {
 	var reqs []map[string]any
 	f.handle(t, "department.get", func(w http.ResponseWriter, body map[string]any) {
 		reqs = append(reqs, body)
 		var match []map[string]string
 		for _, d := range deps {
-			if n, ok := body["NAME"].(string); ok && !strings.Contains(strings.ToLower(d["NAME"]), strings.ToLower(n)) {
+			if n, ok := body["NAME"].(string); ok && !likePattern(n).MatchString(d["NAME"]) {
 				continue
 			}
 			if p, ok := body["PARENT"].(float64); ok && d["PARENT"] != fmt.Sprint(p) {
@@ -102,15 +141,11 @@ func departmentPortal(t *testing.T, f *fixture, deps []map[string]string) *[]map
 			}
 			match = append(match, d)
 		}
-		start := 0
-		if s, ok := body["START"].(float64); ok {
-			start = int(s)
-		}
-		end := min(start+pageSize, len(match))
-		ans := map[string]any{"result": match[start:end], "total": len(match),
+		page, total, next := pageAt(body, match)
+		ans := map[string]any{"result": page, "total": total,
 			"time": map[string]any{"start": 1736927311.5, "operating": 0.01}}
-		if end < len(match) {
-			ans["next"] = end
+		if next > 0 {
+			ans["next"] = next
 		}
 		b, _ := json.Marshal(ans)
 		reply(w, 200, string(b))
@@ -135,13 +170,16 @@ func TestGetDepartmentsPages(t *testing.T) {
 	}
 	var starts []any
 	for _, r := range *reqs {
-		starts = append(starts, r["START"])
+		if _, upper := r["START"]; upper {
+			t.Errorf("request %v sends START, which the portal ignores", r)
+		}
+		starts = append(starts, r["start"])
 		if r["PARENT"] != float64(1) {
 			t.Errorf("filter lost: %v", r)
 		}
 	}
 	if want := []any{nil, float64(50), float64(100)}; !reflect.DeepEqual(starts, want) {
-		t.Errorf("START sent %v, want %v", starts, want)
+		t.Errorf("start sent %v, want %v", starts, want)
 	}
 	if n := len(f.observed()); n != 3 {
 		t.Errorf("observer told %d times, want one per page", n)
@@ -220,14 +258,10 @@ func TestListAndFindAutomatedSolutions(t *testing.T) {
 				}
 			}
 		}
-		start := 0
-		if s, ok := body["start"].(float64); ok {
-			start = int(s)
-		}
-		end := min(start+pageSize, len(match))
-		ans := map[string]any{"result": map[string]any{"automatedSolutions": match[start:end]}, "total": len(match)}
-		if end < len(match) {
-			ans["next"] = end
+		page, total, next := pageAt(body, match)
+		ans := map[string]any{"result": map[string]any{"automatedSolutions": page}, "total": total}
+		if next > 0 {
+			ans["next"] = next
 		}
 		b, _ := json.Marshal(ans)
 		reply(w, 200, string(b))
@@ -261,5 +295,93 @@ func TestPagingStopsOnNonAdvancingNext(t *testing.T) {
 	})
 	if _, err := f.client.GetDepartments(t.Context(), nil); err != nil || calls != 1 {
 		t.Errorf("calls %d err %v", calls, err)
+	}
+}
+
+// TestFindDepartmentWildcardsAcrossPages: the portal reads % and _ in NAME
+// as LIKE wildcards, so "50%_off" matches many departments; the one named
+// exactly so is on the third page, with a case variant before it.
+func TestFindDepartmentWildcardsAcrossPages(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	deps := []map[string]string{{"ID": "1", "NAME": "Company"}}
+	for i := 2; i <= 130; i++ {
+		deps = append(deps, map[string]string{"ID": fmt.Sprint(i), "NAME": fmt.Sprintf("50%% %d off", i), "PARENT": "1"})
+	}
+	deps = append(deps,
+		map[string]string{"ID": "140", "NAME": "50%_OFF", "PARENT": "1"},
+		map[string]string{"ID": "150", "NAME": "50%_off", "PARENT": "1"},
+		map[string]string{"ID": "160", "NAME": "50%_off", "PARENT": "2"},
+	)
+	reqs := departmentPortal(t, f, deps)
+	d, ok, err := f.client.FindDepartment(t.Context(), "50%_off", 1)
+	if err != nil || !ok || d.ID != 150 {
+		t.Fatalf("FindDepartment = %+v %v %v, want ID 150", d, ok, err)
+	}
+	var starts []any
+	for _, r := range *reqs {
+		starts = append(starts, r["start"])
+	}
+	if want := []any{nil, float64(50), float64(100)}; !reflect.DeepEqual(starts, want) {
+		t.Errorf("start sent %v, want %v (every page read)", starts, want)
+	}
+}
+
+// TestPagingStopsAtTotal: a next at or past total is not followed (the
+// portal would answer page 1 again).
+func TestPagingStopsAtTotal(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	var starts []any
+	f.handle(t, "department.get", func(w http.ResponseWriter, body map[string]any) {
+		starts = append(starts, body["start"])
+		if body["start"] == nil {
+			reply(w, 200, `{"result":[{"ID":"1","NAME":"A"}],"total":"60","next":"50"}`)
+			return
+		}
+		reply(w, 200, `{"result":[{"ID":"2","NAME":"B"}],"total":"60","next":"60"}`)
+	})
+	got, err := f.client.GetDepartments(t.Context(), nil)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("got %+v, %v", got, err)
+	}
+	if want := []any{nil, float64(50)}; !reflect.DeepEqual(starts, want) {
+		t.Errorf("start sent %v, want %v", starts, want)
+	}
+}
+
+// TestPagingCap: a portal that keeps answering next is read up to the cap,
+// then the lookup fails with an error that says so.
+func TestPagingCap(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	calls := 0
+	f.handle(t, "department.get", func(w http.ResponseWriter, body map[string]any) {
+		calls++
+		start, _ := body["start"].(float64)
+		fmt.Fprintf(w, `{"result":[{"ID":"%d","NAME":"A"}],"total":1000000,"next":%d}`, calls, int(start)+pageSize)
+	})
+	params := func(start int) map[string]any { return departmentGetParams(nil, start) }
+	_, err := listAll(t.Context(), f.client, MethodDepartmentGet, 3, params, DecodeDepartments)
+	if err == nil || !strings.Contains(err.Error(), "3 pages") || calls != 3 {
+		t.Fatalf("err %v after %d calls, want a page-cap error after 3", err, calls)
+	}
+	if Classify(err) != Transient {
+		t.Errorf("Classify = %v, want transient", Classify(err))
+	}
+}
+
+// TestLookupOfNullListFails: a null or missing list in a lookup's answer
+// says nothing about what exists; it is an error, never "not found".
+func TestLookupOfNullListFails(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.handle(t, "department.get", func(w http.ResponseWriter, _ map[string]any) { reply(w, 200, `{"result":null,"total":0}`) })
+	f.handle(t, "crm.automatedsolution.list", func(w http.ResponseWriter, _ map[string]any) { reply(w, 200, `{"result":{},"total":0}`) })
+	if d, ok, err := f.client.FindDepartment(t.Context(), "Sales", 1); err == nil || ok || Classify(err) != Transient {
+		t.Errorf("FindDepartment over a null list = %+v %v %v, want a transient error", d, ok, err)
+	}
+	if s, ok, err := f.client.FindAutomatedSolution(t.Context(), "HR"); err == nil || ok || Classify(err) != Transient {
+		t.Errorf("FindAutomatedSolution without a list = %+v %v %v, want a transient error", s, ok, err)
 	}
 }

@@ -18,31 +18,13 @@ type OAuthConfig struct {
 	PortalURL    string // https://example.bitrix24.ru/ (calls go to PortalURL + "rest/" + method)
 	ClientID     string // application client_id, required
 	ClientSecret string // application client_secret, required
-	// Token is the initial pair; a newer pair in the TokenStore wins. It may
-	// be empty when a TokenStore is set.
+	// Token is the initial pair; the pair in the TokenStore wins when it is
+	// newer, or carries a refusal of the same refresh token, but not when it
+	// is refused with another refresh token (this Token is then tried: an
+	// operator's new pair). It may be empty when a TokenStore is set.
 	Token         Token
 	TokenEndpoint string // default https://oauth.bitrix.info/oauth/token/
 	StoreKey      string // key for the TokenStore, default the portal host
-}
-
-// Token is an OAuth token pair. ExpiresAt is when AccessToken expires (zero
-// when unknown); it also orders pairs: the later ExpiresAt is the newer pair.
-type Token struct {
-	AccessToken, RefreshToken string
-	ExpiresAt                 time.Time
-}
-
-// Format prints the pair with both tokens replaced by "***" (and whether
-// each is set), for every verb, so that logging a Token never leaks it.
-func (t Token) Format(f fmt.State, _ rune) {
-	mask := func(s string) string {
-		if s == "" {
-			return `""`
-		}
-		return redacted
-	}
-	fmt.Fprintf(f, "b24.Token{AccessToken:%s RefreshToken:%s ExpiresAt:%s}",
-		mask(t.AccessToken), mask(t.RefreshToken), t.ExpiresAt.Format(time.RFC3339))
 }
 
 // Format prints the configuration with ClientSecret and the tokens replaced
@@ -50,15 +32,6 @@ func (t Token) Format(f fmt.State, _ rune) {
 func (c OAuthConfig) Format(f fmt.State, _ rune) {
 	fmt.Fprintf(f, "b24.OAuthConfig{PortalURL:%s ClientID:%s ClientSecret:*** Token:%v TokenEndpoint:%s StoreKey:%s}",
 		c.PortalURL, c.ClientID, c.Token, c.TokenEndpoint, c.StoreKey)
-}
-
-// TokenStore keeps the newest token pair of a portal across processes (a
-// refresh token is single-use: whoever refreshes must publish the new pair).
-// Load returns ok=false when nothing is stored. Implementations must be safe
-// for concurrent use.
-type TokenStore interface {
-	Load(ctx context.Context, key string) (Token, bool, error)
-	Save(ctx context.Context, key string, t Token) error
 }
 
 // oauthState is the token of one OAuth client. gen counts token changes: a
@@ -146,17 +119,6 @@ func (o *oauthState) secrets() []string {
 	return append([]string{o.clientSecret, o.tok.AccessToken, o.tok.RefreshToken}, o.old...)
 }
 
-// newer reports whether a is a newer pair than b.
-func newer(a, b Token) bool {
-	if a.AccessToken == "" && a.RefreshToken == "" {
-		return false
-	}
-	if b.AccessToken == "" && b.RefreshToken == "" {
-		return true
-	}
-	return a.ExpiresAt.After(b.ExpiresAt)
-}
-
 // setLocked installs t as the current token. o.mu must be held.
 func (o *oauthState) setLocked(t Token) {
 	if t.RefreshToken == "" { // the server may omit an unchanged refresh token
@@ -171,26 +133,27 @@ func (o *oauthState) setLocked(t Token) {
 }
 
 // current returns the token to send and its generation, loading the
-// TokenStore on first use and refreshing first when there is no access token
-// or it is known to be expired.
+// TokenStore on first use (and on every call while the pair held is
+// refused, to find a new pair) and refreshing first when there is no access
+// token or it is known to be expired. A refused pair fails at once with the
+// refusal. A failed refresh is returned as it is (see refreshFailed).
 func (o *oauthState) current(ctx context.Context, c *Client) (Token, uint64, error) {
 	o.mu.Lock()
-	if !o.loaded {
-		stored, ok, err := c.store.Load(ctx, o.storeKey)
-		if err != nil {
+	if c.store != nil && (!o.loaded || o.tok.Refused()) {
+		// While refused, a store that cannot be read leaves the refusal.
+		if err := o.loadLocked(ctx, c); err != nil && !o.tok.Refused() {
 			o.mu.Unlock()
-			return Token{}, 0, fmt.Errorf("load token: %s", Redact(err.Error(), o.clientSecret, o.tok.AccessToken, o.tok.RefreshToken))
+			return Token{}, 0, err
 		}
-		if ok && newer(stored, o.tok) {
-			o.setLocked(stored)
-		}
-		o.loaded = true
 	}
 	tok, gen := o.tok, o.gen
 	o.mu.Unlock()
+	if tok.Refused() {
+		return Token{}, 0, refusedError(tok)
+	}
 	if tok.AccessToken == "" || (!tok.ExpiresAt.IsZero() && !time.Now().Before(tok.ExpiresAt)) {
 		if _, err := o.refresh(ctx, c, gen); err != nil {
-			return Token{}, 0, fmt.Errorf("refresh token: %w", err)
+			return Token{}, 0, err
 		}
 		o.mu.Lock()
 		tok, gen = o.tok, o.gen
@@ -199,17 +162,48 @@ func (o *oauthState) current(ctx context.Context, c *Client) (Token, uint64, err
 	return tok, gen, nil
 }
 
+// loadLocked loads the TokenStore's pair and keeps what pick says. o.mu
+// must be held.
+func (o *oauthState) loadLocked(ctx context.Context, c *Client) error {
+	stored, ok, err := c.store.Load(ctx, o.storeKey)
+	if err != nil {
+		return fmt.Errorf("load token: %s", Redact(err.Error(), o.clientSecret, o.tok.AccessToken, o.tok.RefreshToken))
+	}
+	o.loaded = true
+	if ok {
+		o.keepLocked(pick(o.tok, stored))
+	}
+	return nil
+}
+
+// keepLocked installs t unless it is the pair held already. o.mu must be
+// held.
+func (o *oauthState) keepLocked(t Token) {
+	if !same(t, o.tok) {
+		o.setLocked(t)
+	}
+}
+
+// usable returns t, or the refusal when t is refused.
+func usable(t Token) (Token, error) {
+	if t.Refused() {
+		return Token{}, refusedError(t)
+	}
+	return t, nil
+}
+
 // refresh replaces the token of generation failedGen, once: if a newer token
 // exists it is returned; if a refresh is running the caller waits for it;
 // otherwise this caller refreshes. The refresh runs detached from the
 // caller's cancellation (bounded by the client timeout), because abandoning a
-// refresh whose answer is lost would burn the single-use refresh token.
+// refresh whose answer is lost would burn the single-use refresh token. A
+// refused pair is never refreshed: its refusal is returned.
 func (o *oauthState) refresh(ctx context.Context, c *Client, failedGen uint64) (Token, error) {
 	o.mu.Lock()
-	if o.gen > failedGen {
+	if o.gen > failedGen || o.tok.Refused() {
 		t := o.tok
 		o.mu.Unlock()
-		return t, nil
+		return usable(t)
 	}
 	if ch := o.inflight; ch != nil {
 		o.mu.Unlock()
@@ -221,7 +215,7 @@ func (o *oauthState) refresh(ctx context.Context, c *Client, failedGen uint64) (
 		o.mu.Lock()
 		defer o.mu.Unlock()
 		if o.gen > failedGen {
-			return o.tok, nil
+			return usable(o.tok)
 		}
 		return Token{}, o.lastErr
 	}
@@ -232,49 +226,80 @@ func (o *oauthState) refresh(ctx context.Context, c *Client, failedGen uint64) (
 
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
 	defer cancel()
-	t, fromStore, err := o.obtain(rctx, c, cur)
-	if err == nil && c.store != nil && !fromStore {
+	t, save, err := o.obtain(rctx, c, cur)
+	if save && c.store != nil {
 		if serr := c.store.Save(rctx, o.storeKey, t); serr != nil {
-			// The new pair works in this process; another process that
-			// loads the old pair will fail its refresh and load again.
-			c.logger.Warn("b24: saving refreshed OAuth token failed", "portal", c.cred.display,
+			// The pair (or its refusal) holds in this process; another
+			// process that loads the old pair asks the OAuth server itself.
+			c.logger.Warn("b24: saving the OAuth token pair failed", "portal", c.cred.display, "refused", t.Refused(),
 				"err", Redact(serr.Error(), o.clientSecret, t.AccessToken, t.RefreshToken, cur.RefreshToken))
 		}
 	}
 
 	o.mu.Lock()
-	if err == nil {
-		o.setLocked(t)
+	if !t.empty() {
+		o.keepLocked(t)
 		t = o.tok
 	}
 	o.lastErr = err
 	o.inflight = nil
 	close(ch)
 	o.mu.Unlock()
-	return t, err
+	if err != nil {
+		return Token{}, err
+	}
+	return t, nil
 }
 
-// obtain gets a token newer than cur: first from the TokenStore (another
-// process may have refreshed already, and cur's refresh token is then spent),
-// else from the token endpoint.
+// obtain gets what follows cur: the TokenStore's pair when it is newer
+// (another process refreshed already, and cur's refresh token is spent) or
+// refuses cur's refresh token (another process was refused: do not ask
+// again), else an answer of the token endpoint. It returns the pair to hold
+// from now on (empty: keep cur), whether it is new here and must be saved
+// (refreshed, or refused here), and the refresh's error.
 func (o *oauthState) obtain(ctx context.Context, c *Client, cur Token) (Token, bool, error) {
-	if c.store != nil {
-		stored, ok, err := c.store.Load(ctx, o.storeKey)
-		if err == nil && ok && stored.AccessToken != cur.AccessToken && newer(stored, cur) {
-			return stored, true, nil
+	if stored, ok := o.load(ctx, c); ok {
+		switch p := pick(cur, stored); {
+		case p.Refused():
+			return p, false, refusedError(p)
+		case p.AccessToken != cur.AccessToken:
+			return p, false, nil
 		}
 	}
 	if cur.RefreshToken == "" {
 		return Token{}, false, errors.New("no refresh token")
 	}
 	t, err := o.requestToken(ctx, c, cur.RefreshToken)
-	return t, false, err
+	if err == nil {
+		return t, true, nil
+	}
+	e, refused := asRefusal(err)
+	if !refused {
+		return Token{}, false, err
+	}
+	// Two processes may refresh cur at once: the OAuth server answers the
+	// second with invalid_grant, and the first saves its new pair. Adopt
+	// that pair rather than publish a refusal over it.
+	if stored, ok := o.load(ctx, c); ok && !stored.Refused() && stored.RefreshToken != cur.RefreshToken {
+		return stored, false, nil
+	}
+	return cur.refused(e), true, err
+}
+
+// load returns the TokenStore's pair; ok is false without a store, without
+// a pair, or when the store cannot be read (the caller goes on without).
+func (o *oauthState) load(ctx context.Context, c *Client) (Token, bool) {
+	if c.store == nil {
+		return Token{}, false
+	}
+	t, ok, err := c.store.Load(ctx, o.storeKey)
+	return t, ok && err == nil
 }
 
 // requestToken asks the OAuth server for a new pair:
 // GET endpoint?grant_type=refresh_token&client_id=..&client_secret=..&refresh_token=..
 func (o *oauthState) requestToken(ctx context.Context, c *Client, refreshToken string) (Token, error) {
-	const method = "oauth.token"
+	const method = methodOAuthToken
 	secrets := []string{o.clientSecret, refreshToken}
 	q := url.Values{
 		"grant_type":    {"refresh_token"},
@@ -313,7 +338,7 @@ func (o *oauthState) requestToken(ctx context.Context, c *Client, refreshToken s
 			Err: fmt.Errorf("HTTP %d: answer is not JSON: %s", resp.StatusCode, snippet(raw, secrets))}
 	}
 	if code := errorCode(ans.Error); code != "" {
-		return Token{}, &Error{Code: code, Description: Redact(ans.Desc, secrets...), HTTPStatus: resp.StatusCode, Method: method}
+		return Token{}, &Error{Code: Redact(code, secrets...), Description: Redact(ans.Desc, secrets...), HTTPStatus: resp.StatusCode, Method: method}
 	}
 	if resp.StatusCode != http.StatusOK || ans.AccessToken == "" {
 		return Token{}, &TransportError{Method: method, Ambiguous: true,
@@ -324,4 +349,21 @@ func (o *oauthState) requestToken(ctx context.Context, c *Client, refreshToken s
 		t.ExpiresAt = time.Now().Add(time.Duration(ans.ExpiresIn) * time.Second)
 	}
 	return t, nil
+}
+
+// refreshFailed is the error of a call of method whose token could not be
+// had: a *TransportError that is not ambiguous (the call was not sent, or
+// the portal refused it with the code after), wrapping err, the failure of
+// the refresh (or of loading the TokenStore). When the OAuth server answered,
+// err holds its *Error, so Classify sees its code: PortalUnavailable for a
+// refused refresh token, Transient for a 5xx; a refresh that did not reach
+// the OAuth server is Transient. err's text holds no secret: requestToken
+// and the TokenStore load redact theirs.
+func refreshFailed(method, after string, err error) error {
+	if after != "" {
+		err = fmt.Errorf("token refresh after %s failed: %w", after, err)
+	} else {
+		err = fmt.Errorf("token: %w", err)
+	}
+	return &TransportError{Method: method, Err: err}
 }

@@ -2,6 +2,7 @@ package b24
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -241,21 +242,71 @@ func TestOAuthConcurrentRefreshHappensOnce(t *testing.T) {
 	}
 }
 
-func TestOAuthRefreshFailureIsAuth(t *testing.T) {
+// TestOAuthRefusedRefreshIsPortalUnavailable: the OAuth server refusing
+// the refresh token is about the credential, never the item: the call's
+// error carries the OAuth code and classifies as PortalUnavailable.
+func TestOAuthRefusedRefreshIsPortalUnavailable(t *testing.T) {
 	t.Parallel()
-	p := newOAuthPortal(t)
-	p.valid = "access-none"
-	p.tokenErr = "invalid_grant"
-	c := p.client(t, Token{AccessToken: "access-1", RefreshToken: "refresh-1"})
-	_, err := c.Call(t.Context(), "profile", map[string]any{"x": "y"}, nil)
-	if Classify(err) != Auth || IsAmbiguous(err) {
-		t.Fatalf("err = %v: Classify %v, ambiguous %v; want auth, not ambiguous", err, Classify(err), IsAmbiguous(err))
+	for _, code := range []string{CodeInvalidGrant, CodeInvalidClient, CodeWrongClient} {
+		t.Run(code, func(t *testing.T) {
+			t.Parallel()
+			p := newOAuthPortal(t)
+			p.valid = "access-none"
+			p.tokenErr = code
+			c := p.client(t, Token{AccessToken: "access-1", RefreshToken: "refresh-1"})
+			_, err := c.Call(t.Context(), "profile", map[string]any{"x": "y"}, nil)
+			if Classify(err) != PortalUnavailable || IsAmbiguous(err) {
+				t.Fatalf("err = %v: Classify %v, ambiguous %v; want portal_unavailable, not ambiguous", err, Classify(err), IsAmbiguous(err))
+			}
+			apiErr, ok := errors.AsType[*Error](err)
+			if !ok || apiErr.Code != code {
+				t.Errorf("error %v does not carry the OAuth code %s", err, code)
+			}
+			for _, sec := range []string{testClientSecret, "refresh-1", "access-1"} {
+				if strings.Contains(err.Error(), sec) {
+					t.Errorf("error %q leaks %s", err, sec)
+				}
+			}
+			if calls, refreshes := p.counts(); calls != 1 || refreshes != 1 {
+				t.Errorf("calls %d refreshes %d, want 1 and 1 (no retry without a new token)", calls, refreshes)
+			}
+		})
 	}
-	if !strings.Contains(err.Error(), "invalid_grant") {
-		t.Errorf("error %q does not say why the refresh failed", err)
+}
+
+// TestOAuthRefreshFailureClasses: a refresh the OAuth server could not
+// answer (5xx, network) is Transient; any other answer of the OAuth server
+// is about the credential (PortalUnavailable). Never ambiguous: the call
+// itself was refused with expired_token.
+func TestOAuthRefreshFailureClasses(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		status int
+		body   string
+		class  Class
+	}{
+		{"5xx html", 502, "<html>bad gateway</html>", Transient},
+		{"5xx with a code", 503, `{"error":"temporarily_unavailable","error_description":"try later"}`, Transient},
+		{"other 4xx code", 400, `{"error":"invalid_request","error_description":"bad request"}`, PortalUnavailable},
 	}
-	if calls, refreshes := p.counts(); calls != 1 || refreshes != 1 {
-		t.Errorf("calls %d refreshes %d, want 1 and 1 (no retry without a new token)", calls, refreshes)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			p := newOAuthPortal(t)
+			p.valid = "access-none"
+			tokens := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { reply(w, tt.status, tt.body) }))
+			t.Cleanup(tokens.Close)
+			c, err := NewOAuth(OAuthConfig{PortalURL: p.srv.URL, ClientID: testClientID, ClientSecret: testClientSecret,
+				Token: Token{AccessToken: "access-1", RefreshToken: "refresh-1"}, TokenEndpoint: tokens.URL + "/oauth/token/"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = c.Call(t.Context(), "profile", map[string]any{"x": "y"}, nil)
+			if Classify(err) != tt.class || IsAmbiguous(err) {
+				t.Errorf("err = %v: Classify %v, ambiguous %v; want %v, not ambiguous", err, Classify(err), IsAmbiguous(err), tt.class)
+			}
+		})
 	}
 }
 
@@ -412,7 +463,7 @@ func TestNewOAuthValidation(t *testing.T) {
 
 func TestTokenAndConfigFormattingHidesSecrets(t *testing.T) {
 	t.Parallel()
-	tok := Token{AccessToken: "AccessT0kenXYZ123", RefreshToken: "RefreshT0kenXYZ456"}
+	tok := Token{AccessToken: "AccessT0kenXYZ123", RefreshToken: "RefreshT0kenXYZ456", RefusedCode: CodeInvalidGrant, RefusedDescription: "refused"}
 	cfg := OAuthConfig{PortalURL: "https://p/", ClientID: "id", ClientSecret: testClientSecret, Token: tok}
 	for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
 		for _, v := range []any{tok, &tok, cfg, &cfg} {
@@ -422,6 +473,191 @@ func TestTokenAndConfigFormattingHidesSecrets(t *testing.T) {
 					t.Errorf("%s of %T leaks: %s", verb, v, s)
 				}
 			}
+			if !strings.Contains(s, CodeInvalidGrant) {
+				t.Errorf("%s of %T does not show the refusal: %s", verb, v, s)
+			}
 		}
+	}
+}
+
+// tokenRequests is how many requests reached the token endpoint.
+func (p *oauthPortal) tokenRequests() int {
+	_, r := p.counts()
+	return r
+}
+
+// TestOAuthRefusalIsRememberedFleetWide: the OAuth server blocks apps that
+// refresh too often, so a refused refresh token is asked for once, fleet-wide:
+// the refusing client saves the pair marked refused; a client that loads it
+// (b: on its first call; c: when its own refresh comes) fails at once.
+func TestOAuthRefusalIsRememberedFleetWide(t *testing.T) {
+	t.Parallel()
+	p := newOAuthPortal(t)
+	store := &memStore{}
+	tok := Token{AccessToken: "access-1", RefreshToken: "refresh-1"}
+	c := p.client(t, tok, WithTokenStore(store))
+	if _, err := c.Call(t.Context(), "profile", map[string]any{"x": "y"}, nil); err != nil {
+		t.Fatal(err) // c has loaded the (empty) store and holds a working pair
+	}
+	p.expire()
+	p.mu.Lock()
+	p.tokenErr = CodeInvalidGrant
+	p.mu.Unlock()
+
+	a := p.client(t, tok, WithTokenStore(store))
+	b := p.client(t, tok, WithTokenStore(store))
+	for i, cl := range []*Client{a, b, c, a, b, c} {
+		_, err := cl.Call(t.Context(), "profile", map[string]any{"x": "y"}, nil)
+		if Classify(err) != PortalUnavailable || IsAmbiguous(err) {
+			t.Fatalf("call %d: err = %v: Classify %v, ambiguous %v; want portal_unavailable", i, err, Classify(err), IsAmbiguous(err))
+		}
+		if e, ok := errors.AsType[*Error](err); !ok || e.Code != CodeInvalidGrant || strings.Contains(err.Error(), "refresh-1") {
+			t.Errorf("call %d: err = %v, want the OAuth code and no secret", i, err)
+		}
+	}
+	if n := p.tokenRequests(); n != 1 {
+		t.Errorf("%d requests reached the token endpoint, want 1", n)
+	}
+	if calls, _ := p.counts(); calls != 3 {
+		t.Errorf("%d REST calls, want 3 (c's first, a's expired, c's expired)", calls)
+	}
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	saved := store.tokens[p.srvHost()]
+	if saved.RefreshToken != "refresh-1" || saved.RefusedCode != CodeInvalidGrant || !saved.Refused() {
+		t.Errorf("stored %v, want refresh-1 marked refused with invalid_grant", saved)
+	}
+}
+
+func (p *oauthPortal) srvHost() string { return strings.TrimPrefix(p.srv.URL, "http://") }
+
+// TestOAuthRefusalWithoutStore: without a TokenStore the refusal is still
+// remembered in the process.
+func TestOAuthRefusalWithoutStore(t *testing.T) {
+	t.Parallel()
+	p := newOAuthPortal(t)
+	p.valid = "access-none"
+	p.tokenErr = CodeWrongClient
+	c := p.client(t, Token{AccessToken: "access-1", RefreshToken: "refresh-1"})
+	for range 3 {
+		if _, err := c.Call(t.Context(), "profile", map[string]any{"x": "y"}, nil); Classify(err) != PortalUnavailable {
+			t.Fatalf("err = %v, want portal_unavailable", err)
+		}
+	}
+	if n := p.tokenRequests(); n != 1 {
+		t.Errorf("%d token requests, want 1", n)
+	}
+	if !c.Token().Refused() || c.Token().RefusedCode != CodeWrongClient {
+		t.Errorf("Token() = %v, want the refusal", c.Token())
+	}
+}
+
+// TestOAuthTransientRefreshFailureIsNotRemembered: only a refusal is
+// remembered; a refresh the OAuth server did not answer is tried again.
+func TestOAuthTransientRefreshFailureIsNotRemembered(t *testing.T) {
+	t.Parallel()
+	p := newOAuthPortal(t)
+	p.valid = "access-none"
+	var requests atomic.Int32
+	tokens := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		requests.Add(1)
+		reply(w, 502, "<html>bad gateway</html>")
+	}))
+	t.Cleanup(tokens.Close)
+	store := &memStore{}
+	c, err := NewOAuth(OAuthConfig{PortalURL: p.srv.URL, ClientID: testClientID, ClientSecret: testClientSecret,
+		Token: Token{AccessToken: "access-1", RefreshToken: "refresh-1"}, TokenEndpoint: tokens.URL + "/oauth/token/"}, WithTokenStore(store))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := c.Call(t.Context(), "profile", map[string]any{"x": "y"}, nil); Classify(err) != Transient {
+			t.Fatalf("err = %v, want transient", err)
+		}
+	}
+	if requests.Load() != 2 || store.saves != 0 || c.Token().Refused() {
+		t.Errorf("%d token requests, %d saves, token %v; want 2, 0, not refused", requests.Load(), store.saves, c.Token())
+	}
+}
+
+// TestOAuthNewPairClearsRefusal: a pair with another refresh token (an
+// operator registered the app again) replaces a refused one, whether it
+// comes through the TokenStore or through OAuthConfig.Token; a configured
+// pair with the refused refresh token does not.
+func TestOAuthNewPairClearsRefusal(t *testing.T) {
+	t.Parallel()
+	refused := Token{AccessToken: "access-1", RefreshToken: "refresh-1", RefusedCode: CodeInvalidGrant, RefusedDescription: "The refresh token is invalid."}
+
+	// setup returns a portal accepting valid and a store holding the refused pair.
+	setup := func(t *testing.T, valid string) (*oauthPortal, *memStore) {
+		p := newOAuthPortal(t)
+		p.valid = valid
+		store := &memStore{tokens: map[string]Token{}}
+		store.tokens[p.srvHost()] = refused
+		return p, store
+	}
+
+	t.Run("through the store", func(t *testing.T) {
+		t.Parallel()
+		p, store := setup(t, "access-5")
+		c := p.client(t, Token{AccessToken: "access-1", RefreshToken: "refresh-1"}, WithTokenStore(store))
+		if _, err := c.Call(t.Context(), "profile", map[string]any{"x": "y"}, nil); Classify(err) != PortalUnavailable {
+			t.Fatalf("err = %v, want portal_unavailable", err)
+		}
+		store.mu.Lock()
+		store.tokens[p.srvHost()] = Token{AccessToken: "access-5", RefreshToken: "refresh-5"}
+		store.mu.Unlock()
+		if _, err := c.Call(t.Context(), "profile", map[string]any{"x": "y"}, nil); err != nil {
+			t.Fatalf("after a new pair was stored: %v", err)
+		}
+		if calls, r := p.counts(); calls != 1 || r != 0 {
+			t.Errorf("calls %d token requests %d, want 1 and 0", calls, r)
+		}
+	})
+
+	t.Run("through the configuration", func(t *testing.T) {
+		t.Parallel()
+		p, store := setup(t, "access-9")
+		same := p.client(t, Token{RefreshToken: "refresh-1"}, WithTokenStore(store))
+		if _, err := same.Call(t.Context(), "profile", map[string]any{"x": "y"}, nil); Classify(err) != PortalUnavailable {
+			t.Errorf("configured pair with the refused refresh token: err = %v, want portal_unavailable", err)
+		}
+		fresh := p.client(t, Token{AccessToken: "access-9", RefreshToken: "refresh-9"}, WithTokenStore(store))
+		if _, err := fresh.Call(t.Context(), "profile", map[string]any{"x": "y"}, nil); err != nil {
+			t.Errorf("configured new pair: %v", err)
+		}
+		if calls, r := p.counts(); calls != 1 || r != 0 {
+			t.Errorf("calls %d token requests %d, want 1 and 0", calls, r)
+		}
+	})
+}
+
+// TestOAuthRefusalAfterALostRace: two processes refreshed the same token;
+// the loser's refusal must not overwrite the winner's new pair, which it
+// adopts instead.
+func TestOAuthRefusalAfterALostRace(t *testing.T) {
+	t.Parallel()
+	p := newOAuthPortal(t)
+	p.valid = "access-none"
+	store := &memStore{}
+	c := p.client(t, Token{AccessToken: "access-1", RefreshToken: "refresh-1"}, WithTokenStore(store))
+	tokens := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		// The winner's refresh spent refresh-1 and its pair lands in the
+		// store while this answer is on its way.
+		_ = store.Save(context.Background(), p.srvHost(), Token{AccessToken: "access-2", RefreshToken: "refresh-2", ExpiresAt: time.Now().Add(time.Hour)})
+		p.mu.Lock()
+		p.valid = "access-2"
+		p.mu.Unlock()
+		reply(w, 400, `{"error":"invalid_grant","error_description":"The refresh token is invalid."}`)
+	}))
+	t.Cleanup(tokens.Close)
+	c.oauth.endpoint = tokens.URL + "/oauth/token/"
+	if _, err := c.Call(t.Context(), "profile", map[string]any{"x": "y"}, nil); err != nil {
+		t.Fatalf("err = %v, want the winner's pair adopted", err)
+	}
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	if got := store.tokens[p.srvHost()]; got.RefreshToken != "refresh-2" || got.Refused() {
+		t.Errorf("stored %v, want the winner's pair, not refused", got)
 	}
 }

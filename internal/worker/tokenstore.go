@@ -38,11 +38,14 @@ func NewTokenStore(rdb redis.UniversalClient, prefix string) *TokenStore {
 // Key returns the Redis key of key's token pair.
 func (s *TokenStore) Key(key string) string { return s.keys.OAuth(key) }
 
-// storedToken is the JSON form of a pair; ExpiresAt is omitted when unknown.
+// storedToken is the JSON form of a pair; ExpiresAt is omitted when
+// unknown, the refusal when the refresh token was not refused.
 type storedToken struct {
-	AccessToken  string    `json:"access_token"`
-	RefreshToken string    `json:"refresh_token"`
-	ExpiresAt    time.Time `json:"expires_at,omitzero"`
+	AccessToken        string    `json:"access_token"`
+	RefreshToken       string    `json:"refresh_token"`
+	ExpiresAt          time.Time `json:"expires_at,omitzero"`
+	RefusedCode        string    `json:"refused_code,omitempty"`
+	RefusedDescription string    `json:"refused_description,omitempty"`
 }
 
 // Load returns the stored pair of key; ok is false when none is stored (or
@@ -60,14 +63,16 @@ func (s *TokenStore) Load(ctx context.Context, key string) (b24.Token, bool, err
 		// The json error may quote part of the value: do not wrap it.
 		return b24.Token{}, false, fmt.Errorf("load OAuth token of %q: stored value is not a token pair", key)
 	}
-	return b24.Token{AccessToken: st.AccessToken, RefreshToken: st.RefreshToken, ExpiresAt: st.ExpiresAt}, true, nil
+	return b24.Token{AccessToken: st.AccessToken, RefreshToken: st.RefreshToken, ExpiresAt: st.ExpiresAt,
+		RefusedCode: st.RefusedCode, RefusedDescription: st.RefusedDescription}, true, nil
 }
 
 // Save stores t as key's pair, replacing any earlier one, for TokenTTL. The
 // latest Save wins: the client saves right after a successful refresh, and
 // the pair it got is the only valid one.
 func (s *TokenStore) Save(ctx context.Context, key string, t b24.Token) error {
-	data, err := json.Marshal(storedToken{AccessToken: t.AccessToken, RefreshToken: t.RefreshToken, ExpiresAt: t.ExpiresAt})
+	data, err := json.Marshal(storedToken{AccessToken: t.AccessToken, RefreshToken: t.RefreshToken, ExpiresAt: t.ExpiresAt,
+		RefusedCode: t.RefusedCode, RefusedDescription: t.RefusedDescription})
 	if err != nil {
 		return fmt.Errorf("save OAuth token of %q: encode: %w", key, err)
 	}
