@@ -78,7 +78,8 @@ func (s *Server) OAuthPortalURL() string { return s.URL + "/" }
 func (s *Server) TokenEndpoint() string { return s.URL + "/oauth/token/" }
 
 // Shutdown stops a server from Start gracefully, waiting for requests in
-// flight until ctx ends; later calls return the first result. On a NewServer server it closes it at once.
+// flight until ctx ends; later calls return the first result. On a
+// NewServer server it closes it at once.
 func (s *Server) Shutdown(ctx context.Context) error {
 	if s.ts != nil {
 		s.ts.Close()

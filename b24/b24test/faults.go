@@ -1,0 +1,159 @@
+package b24test
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Faults are probabilities in [0,1] rolled with the portal's seeded dice:
+// some per REST request, some per method call (a whole request or one
+// command of a batch), as each field says. A rate of 0 never consumes the
+// dice, so adding a fault kind does not change what a seed does to the
+// others.
+type Faults struct {
+	// ErrorRate (per request): answer HTTP 500 INTERNAL_SERVER_ERROR
+	// before doing anything.
+	ErrorRate float64 `json:"error_rate"`
+	// BadGatewayRate (per request): answer an HTML 502 page before doing
+	// anything, as a front proxy does.
+	BadGatewayRate float64 `json:"bad_gateway_rate"`
+	// LostResponseRate (per request): do the work (create the object),
+	// then close the connection without answering.
+	LostResponseRate float64 `json:"lost_response_rate"`
+	// SlowRate (per request): do the work, then answer after SlowDelay (or
+	// when the client gives up, whichever is first).
+	SlowRate float64 `json:"slow_rate"`
+	// SlowDelay is the extra real delay of a slow answer. Default 2s when
+	// SlowRate > 0. In JSON a number is nanoseconds, a string is parsed by
+	// time.ParseDuration.
+	SlowDelay time.Duration `json:"slow_delay"`
+	// MalformedRate (per request): do the work, then answer 200 with a
+	// truncated body.
+	MalformedRate float64 `json:"malformed_rate"`
+	// CommandErrorRate (per batch command, never a whole request): the
+	// command is not run and its entry in result_error is
+	// INTERNAL_SERVER_ERROR, while the other commands run as usual. It
+	// models a command the portal failed before doing its work.
+	CommandErrorRate float64 `json:"command_error_rate"`
+	// DBErrorRate (per call of department.add): before the work (nothing
+	// saved), answer HTTP 400 ERROR_CORE wrapping a database error
+	// (DescDeadlock).
+	DBErrorRate float64 `json:"db_error_rate"`
+	// HeadErrorRate (per call of department.add with a non-zero UF_HEAD):
+	// the department is saved, setting its head fails; the answer is
+	// HTTP 400 ERROR_CORE DescHeadFailed and the department exists without
+	// a head. 1 is the switch "setting a head always fails".
+	HeadErrorRate float64 `json:"head_error_rate"`
+}
+
+// faultRate names one probability of Faults for validation and flags.
+type faultRate struct {
+	field, flag, usage string
+	v                  *float64
+}
+
+// rates lists every probability of f, pointing into f.
+func (f *Faults) rates() []faultRate {
+	return []faultRate{
+		{"ErrorRate", "error-rate", "probability of 500 INTERNAL_SERVER_ERROR before the work", &f.ErrorRate},
+		{"BadGatewayRate", "bad-gateway-rate", "probability of an HTML 502 before the work", &f.BadGatewayRate},
+		{"LostResponseRate", "lost-response-rate", "probability of doing the work then closing the connection", &f.LostResponseRate},
+		{"SlowRate", "slow-rate", "probability of doing the work then answering after --slow-delay", &f.SlowRate},
+		{"MalformedRate", "malformed-rate", "probability of doing the work then a truncated 200 body", &f.MalformedRate},
+		{"CommandErrorRate", "command-error-rate", "probability of INTERNAL_SERVER_ERROR for one batch command (not run)", &f.CommandErrorRate},
+		{"DBErrorRate", "db-error-rate", "probability of ERROR_CORE (database deadlock) for department.add before the work", &f.DBErrorRate},
+		{"HeadErrorRate", "head-error-rate", "probability that department.add saves the department, then fails to set UF_HEAD (ERROR_CORE)", &f.HeadErrorRate},
+	}
+}
+
+// UnmarshalJSON accepts slow_delay as nanoseconds or as a duration string.
+func (f *Faults) UnmarshalJSON(b []byte) error {
+	type plain Faults
+	var aux struct {
+		plain
+		SlowDelay json.RawMessage `json:"slow_delay"`
+	}
+	if err := json.Unmarshal(b, &aux); err != nil {
+		return fmt.Errorf("faults: %w", err)
+	}
+	*f = Faults(aux.plain)
+	var err error
+	if f.SlowDelay, err = jsonDuration(aux.SlowDelay); err != nil {
+		return fmt.Errorf("faults: slow_delay: %w", err)
+	}
+	return nil
+}
+
+// jsonDuration reads a duration written as nanoseconds or as a string for
+// time.ParseDuration; absent or null is 0.
+func jsonDuration(raw json.RawMessage) (time.Duration, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return 0, nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err == nil {
+		return time.ParseDuration(s)
+	}
+	var n int64
+	if err := json.Unmarshal(raw, &n); err != nil {
+		return 0, err
+	}
+	return time.Duration(n), nil
+}
+
+func (f Faults) validate() error {
+	var errs []error
+	for _, r := range f.rates() {
+		if *r.v < 0 || *r.v > 1 {
+			errs = append(errs, fmt.Errorf("Faults.%s: %v not in [0,1]", r.field, *r.v))
+		}
+	}
+	if f.SlowDelay < 0 {
+		errs = append(errs, fmt.Errorf("Faults.SlowDelay: negative %v", f.SlowDelay))
+	}
+	return errors.Join(errs...)
+}
+
+func (f Faults) withDefaults() Faults {
+	if f.SlowRate > 0 && f.SlowDelay == 0 {
+		f.SlowDelay = 2 * time.Second
+	}
+	return f
+}
+
+// faultPlan is what the dice decided for one request.
+type faultPlan struct {
+	internal, badGateway, lost, slow, malformed bool
+	slowDelay                                   time.Duration
+}
+
+// rollLocked rolls one fault of the given kind at rate, counting it in
+// Stats.Faults when it fires. A rate of 0 does not consume the dice.
+func (p *Portal) rollLocked(rate float64, kind string) bool {
+	if rate <= 0 || p.rng.Float64() >= rate {
+		return false
+	}
+	p.stats.Faults[kind]++
+	return true
+}
+
+// planLocked rolls the per-request faults, in a fixed order (error, bad
+// gateway, lost, slow, malformed) that seeded tests rely on.
+func (p *Portal) planLocked() faultPlan {
+	f := p.faults
+	var fp faultPlan
+	if fp.internal = p.rollLocked(f.ErrorRate, "error"); fp.internal {
+		return fp
+	}
+	if fp.badGateway = p.rollLocked(f.BadGatewayRate, "bad_gateway"); fp.badGateway {
+		return fp
+	}
+	if fp.lost = p.rollLocked(f.LostResponseRate, "lost_response"); !fp.lost {
+		fp.slow = p.rollLocked(f.SlowRate, "slow")
+		fp.malformed = p.rollLocked(f.MalformedRate, "malformed")
+	}
+	fp.slowDelay = f.SlowDelay
+	return fp
+}
