@@ -51,6 +51,10 @@ type Config struct {
 	// Faults are injected into REST calls (not into /_sim/ or the token
 	// endpoint). They can be changed later with Portal.SetFaults.
 	Faults Faults
+	// Conditions are the portal-level states it starts in (moved, deleted,
+	// webhook revoked...). They can be changed later with the Portal's
+	// setters.
+	Conditions Conditions
 	// Seed seeds the fault dice. 0 picks a random seed.
 	Seed int64
 

@@ -2,7 +2,7 @@
 // project's model of reality, never kinder than a real portal. It has the
 // real limits (query leaky bucket, per-method operating time), the two
 // methods b24queue creates objects with, their lookups, batch, webhook and
-// OAuth authentication, and injectable faults. It
+// OAuth authentication, portal-level conditions and injectable faults. It
 // is an ordinary HTTP server: it does not import the b24 client, so it
 // checks the client from outside.
 //
@@ -11,10 +11,14 @@
 //	POST /rest/USER/SECRET/METHOD[.json]  webhook call (JSON or PHP-style form body)
 //	POST /rest/METHOD[.json]              OAuth call, access token in body field "auth"
 //	GET|POST /oauth/token/?grant_type=refresh_token&...  rotates both tokens
-//	GET  /_sim/stats, /_sim/departments, /_sim/workplaces, /_sim/faults
-//	                                      JSON snapshots
-//	POST /_sim/faults (JSON Faults), /_sim/block?method=M&seconds=N,
-//	     /_sim/access-denied?on=1
+//	GET  /_sim/stats, /_sim/departments, /_sim/workplaces, /_sim/faults,
+//	     /_sim/conditions                 JSON snapshots
+//	POST /_sim/faults (JSON Faults), /_sim/conditions (JSON Conditions),
+//	     /_sim/block?method=M&seconds=N, /_sim/move?to=HOST (empty: back),
+//	     /_sim/NAME?on=1 (on=0 lifts) for NAME in deleted, overload,
+//	     payment-required, webhook-revoked, access-denied,
+//	     insufficient-scope, user-access-error, refresh-revoked,
+//	     client-revoked
 //
 // Methods: department.add, department.get, crm.automatedsolution.add,
 // crm.automatedsolution.list and batch; anything else is 404
@@ -50,9 +54,12 @@
 //     crosses it completes. operating_reset_at is when the oldest counted
 //     bucket leaves.
 //
-// Order of checks for a REST request: the query bucket (503, whatever else
-// is wrong); authentication (NO_AUTH_FOUND, invalid_token, expired_token);
-// access (ACCESS_DENIED); the per-request faults before the work (500, 502);
+// Order of checks for a REST request: a GET is counted (RedirectedGETs);
+// the query bucket (503, whatever else is wrong); a moved portal (302); the
+// portal's state (PORTAL_DELETED, OVERLOAD_LIMIT, PAYMENT_REQUIRED);
+// authentication (NO_AUTH_FOUND, INVALID_CREDENTIALS for a revoked webhook,
+// invalid_token, expired_token); access (ACCESS_DENIED, insufficient_scope,
+// user_access_error); the per-request faults before the work (500, 502);
 // Latency; then per call (the request or each batch command): the
 // operating limit or BlockMethod (429), the per-call faults before the work
 // (DBErrorRate, and CommandErrorRate per command), the method

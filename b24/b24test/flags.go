@@ -4,7 +4,7 @@ import "flag"
 
 // RegisterFlags binds every flag-expressible field of c to fs, with c's
 // current values as defaults: the limits, credentials, every fault rate
-// and delay. Used by cmd/b24sim.
+// and delay, and every condition. Used by cmd/b24sim.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&c.Rate, "rate", c.Rate, "requests per second the query bucket drains (default 2)")
 	fs.IntVar(&c.Burst, "burst", c.Burst, "query bucket size before 503 QUERY_LIMIT_EXCEEDED (default 50)")
@@ -23,6 +23,10 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		fs.Float64Var(r.v, r.flag, *r.v, r.usage)
 	}
 	fs.DurationVar(&c.Faults.SlowDelay, "slow-delay", c.Faults.SlowDelay, "delay of a slow answer (default 2s)")
+	for _, s := range switches {
+		fs.BoolVar(s.field(&c.Conditions), s.name, *s.field(&c.Conditions), s.usage)
+	}
+	fs.StringVar(&c.Conditions.MovedTo, "moved-to", c.Conditions.MovedTo, "answer every REST call 302 to this host (or URL), same path")
 	fs.Int64Var(&c.Seed, "seed", c.Seed, "seed of the fault dice (0 = random)")
 	fs.DurationVar(&c.Latency, "latency", c.Latency, "fixed processing delay per call")
 }

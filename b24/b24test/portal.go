@@ -36,7 +36,8 @@ type Workplace struct {
 // Stats are counters for assertions. A snapshot: later calls do not change it.
 type Stats struct {
 	// Calls counts method executions and refusals by method (without
-	// ".json") and outcome: "ok" or the error code. Batch commands count under their own method, the batch
+	// ".json") and outcome: "ok", "redirect" (a moved portal's 302) or the
+	// error code. Batch commands count under their own method, the batch
 	// itself under "batch".
 	Calls map[string]map[string]int `json:"calls"`
 	// Requests is the number of REST HTTP requests the query bucket
@@ -49,6 +50,13 @@ type Stats struct {
 	Rejected429 int `json:"rejected_429"`
 	// Refreshes is the number of successful token refreshes.
 	Refreshes int `json:"refreshes"`
+	// TokenRequests counts every request to the token endpoint, answered
+	// with tokens or with an error.
+	TokenRequests int `json:"token_requests"`
+	// RedirectedGETs counts REST requests that came as GET. The project's
+	// client always POSTs: a GET is what a client that follows a 302 (a
+	// moved portal) re-sends, without its body. A correct client keeps it 0.
+	RedirectedGETs int `json:"redirected_gets"`
 	// DepartmentsCreated and WorkplacesCreated count created objects (the
 	// initial root department is not counted).
 	DepartmentsCreated int `json:"departments_created"`
@@ -73,22 +81,22 @@ type Portal struct {
 	cfg Config
 	log *slog.Logger
 
-	mu           sync.Mutex
-	rng          *rand.Rand
-	faults       Faults
-	accessDenied bool
-	bucket       leakyBucket
-	op           *operating
-	blocked      map[string]time.Time
-	depts        []Department
-	deptNames    map[deptKey]bool // (parent, name) of every department, for the duplicate count
-	wps          []Workplace
-	nextDept     int64
-	nextWP       int64
-	access       map[string]time.Time // access token → expiry
-	refresh      map[string]bool      // refresh tokens still valid
-	stats        Stats
-	times        []time.Time
+	mu        sync.Mutex
+	rng       *rand.Rand
+	faults    Faults
+	cond      Conditions
+	bucket    leakyBucket
+	op        *operating
+	blocked   map[string]time.Time
+	depts     []Department
+	deptNames map[deptKey]bool // (parent, name) of every department, for the duplicate count
+	wps       []Workplace
+	nextDept  int64
+	nextWP    int64
+	access    map[string]time.Time // access token → expiry
+	refresh   map[string]bool      // refresh tokens still valid
+	stats     Stats
+	times     []time.Time
 }
 
 // New builds a portal from cfg after WithDefaults. It panics when the
@@ -108,6 +116,7 @@ func New(cfg Config) *Portal {
 		log:       cfg.Logger,
 		rng:       rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		faults:    cfg.Faults,
+		cond:      cfg.Conditions,
 		bucket:    leakyBucket{rate: cfg.Rate, burst: float64(cfg.Burst)},
 		op:        newOperating(cfg.OperatingLimit, cfg.OperatingWindow),
 		blocked:   map[string]time.Time{},
@@ -146,14 +155,6 @@ func (p *Portal) SetFaults(f Faults) {
 func (p *Portal) BlockMethod(method string, d time.Duration) {
 	p.mu.Lock()
 	p.blocked[normMethod(method)] = p.cfg.Clock().Add(d)
-	p.mu.Unlock()
-}
-
-// SetAccessDenied makes every authenticated REST call answer 403
-// ACCESS_DENIED while on.
-func (p *Portal) SetAccessDenied(on bool) {
-	p.mu.Lock()
-	p.accessDenied = on
 	p.mu.Unlock()
 }
 

@@ -47,16 +47,23 @@ func (p *Portal) serveREST(w http.ResponseWriter, r *http.Request) (method strin
 	}
 
 	p.mu.Lock()
-	aerr := p.admitLocked(rc, in)
+	loc, aerr := p.admitLocked(r, rc, in)
 	var fp faultPlan
-	if aerr != nil {
+	switch {
+	case loc != "":
+		p.countLocked(rc.method, "redirect")
+	case aerr != nil:
 		p.countLocked(rc.method, aerr.code)
-	} else {
+	default:
 		fp = p.planLocked()
 	}
 	p.mu.Unlock()
 
 	switch {
+	case loc != "":
+		w.Header().Set("Location", loc)
+		w.WriteHeader(http.StatusFound)
+		return rc.method, http.StatusFound, "redirect"
 	case aerr != nil:
 		return rc.method, writeError(w, aerr), aerr.code
 	case fp.internal:
@@ -76,25 +83,32 @@ func (p *Portal) serveREST(w http.ResponseWriter, r *http.Request) (method strin
 }
 
 // admitLocked runs the checks before a REST request may run, in order: the
-// query bucket, authentication, access.
-func (p *Portal) admitLocked(rc *reqCtx, in params) *apiError {
+// query bucket, a moved portal (the 302 Location is returned), the
+// portal's state, authentication, access.
+func (p *Portal) admitLocked(r *http.Request, rc *reqCtx, in params) (location string, aerr *apiError) {
 	now := p.cfg.Clock()
+	if r.Method == http.MethodGet {
+		p.stats.RedirectedGETs++
+	}
 	if !p.bucket.admit(now) {
 		p.stats.Rejected503++
-		return errQueryLimit
+		return "", errQueryLimit
 	}
 	p.stats.Requests++
 	p.times = append(p.times, now)
 	if len(p.times) > maxTimestamps {
 		p.times = append(p.times[:0], p.times[len(p.times)/2:]...)
 	}
+	if p.cond.MovedTo != "" {
+		return p.cond.location(r.URL.RequestURI()), nil
+	}
+	if aerr := p.cond.portalStateError(); aerr != nil {
+		return "", aerr
+	}
 	if aerr := p.authLocked(rc, in, now); aerr != nil {
-		return aerr
+		return "", aerr
 	}
-	if p.accessDenied {
-		return errAccess
-	}
-	return nil
+	return "", p.cond.accessError(rc.oauth)
 }
 
 // run executes the request's method (or batch) under the lock.
@@ -149,6 +163,9 @@ func (p *Portal) authLocked(rc *reqCtx, in params, now time.Time) *apiError {
 		okUser := rc.user == strconv.Itoa(p.cfg.WebhookUserID)
 		if !okUser || !subtleEq(rc.secret, p.cfg.WebhookSecret) {
 			return errNoAuth
+		}
+		if p.cond.WebhookRevoked {
+			return errRevoked
 		}
 	}
 	delete(in, "auth")

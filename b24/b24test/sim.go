@@ -10,11 +10,13 @@ import (
 )
 
 // serveToken is the OAuth token endpoint (/oauth/token/): a refresh grant
-// rotates both tokens; the used refresh token stops working.
+// rotates both tokens; the used refresh token stops working. Every request
+// counts in Stats.TokenRequests, answered or refused.
 func (p *Portal) serveToken(w http.ResponseWriter, r *http.Request) (int, string) {
 	in, _, err := readParams(r)
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.stats.TokenRequests++
 	if err != nil {
 		return oauthError(w, errTokenRequest)
 	}
@@ -26,6 +28,9 @@ func (p *Portal) serveToken(w http.ResponseWriter, r *http.Request) (int, string
 	okSecret := subtleEq(get("client_secret"), p.cfg.OAuth.ClientSecret)
 	if !okID || !okSecret {
 		return oauthError(w, errBadClient)
+	}
+	if aerr := p.cond.tokenError(); aerr != nil {
+		return oauthError(w, aerr)
 	}
 	old := get("refresh_token")
 	if !p.refresh[old] {
@@ -55,18 +60,20 @@ func oauthError(w http.ResponseWriter, e *apiError) (int, string) {
 	return writeError(w, e), e.code
 }
 
-// simRoutes are the /_sim/ endpoints by "METHOD name".
+// simRoutes are the /_sim/ endpoints by "METHOD name"; the boolean
+// conditions (POST /_sim/NAME?on=1) are in switches.
 var simRoutes = map[string]func(p *Portal, w http.ResponseWriter, r *http.Request){
 	"GET stats":       func(p *Portal, w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, p.Stats()) },
 	"GET departments": func(p *Portal, w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, p.Departments()) },
 	"GET workplaces":  func(p *Portal, w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, p.Workplaces()) },
 	"GET faults":      func(p *Portal, w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, p.Faults()) },
+	"GET conditions":  func(p *Portal, w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, p.Conditions()) },
 	"POST faults":     (*Portal).simFaults,
+	"POST conditions": (*Portal).simConditions,
 	"POST block":      (*Portal).simBlock,
-	"POST access-denied": func(p *Portal, w http.ResponseWriter, r *http.Request) {
-		on := r.URL.Query().Get("on")
-		p.SetAccessDenied(on == "1" || on == "true")
-		writeJSON(w, http.StatusOK, map[string]bool{"access_denied": on == "1" || on == "true"})
+	"POST move": func(p *Portal, w http.ResponseWriter, r *http.Request) {
+		p.MoveTo(r.URL.Query().Get("to"))
+		writeJSON(w, http.StatusOK, p.Conditions())
 	},
 }
 
@@ -77,6 +84,14 @@ func (p *Portal) serveSim(w http.ResponseWriter, r *http.Request) {
 	if route, ok := simRoutes[r.Method+" "+name]; ok {
 		route(p, w, r)
 		return
+	}
+	for _, s := range switches {
+		if r.Method == http.MethodPost && name == s.name {
+			on := r.URL.Query().Get("on")
+			p.updateConditions(func(c *Conditions) { *s.field(c) = on == "1" || on == "true" })
+			writeJSON(w, http.StatusOK, p.Conditions())
+			return
+		}
 	}
 	writeJSON(w, http.StatusNotFound, map[string]string{"error": "unknown simulator endpoint"})
 }
@@ -93,6 +108,17 @@ func (p *Portal) simFaults(w http.ResponseWriter, r *http.Request) {
 	}
 	p.SetFaults(f)
 	writeJSON(w, http.StatusOK, f.withDefaults())
+}
+
+// simConditions is POST /_sim/conditions: a JSON Conditions replaces the
+// current one.
+func (p *Portal) simConditions(w http.ResponseWriter, r *http.Request) {
+	var c Conditions
+	if !decodeSimBody(w, r, &c) {
+		return
+	}
+	p.SetConditions(c)
+	writeJSON(w, http.StatusOK, c)
 }
 
 // simBlock is POST /_sim/block?method=M&seconds=N.
