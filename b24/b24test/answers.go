@@ -69,6 +69,12 @@ func coreError(desc string) *apiError {
 	return &apiError{http.StatusBadRequest, "ERROR_CORE", desc}
 }
 
+// echoError is the error of the EchoURLRate fault: its description carries
+// url, credentials included.
+func echoError(url string) *apiError {
+	return &apiError{http.StatusInternalServerError, "INTERNAL_SERVER_ERROR", "Method failed at " + url}
+}
+
 func writeError(w http.ResponseWriter, e *apiError) int {
 	return writeJSON(w, e.status, e.body())
 }

@@ -18,16 +18,24 @@ const maxBatch = 50
 // batchLocked runs a batch: one request for the query limit, each command
 // billed to its own method. Commands run in the client's order; with halt,
 // the first failed command stops the rest.
-func (p *Portal) batchLocked(in params, order []string, now time.Time) reply {
+func (p *Portal) batchLocked(in params, order []string, rc *reqCtx, now time.Time) reply {
 	keys, cmds := batchCommands(in["cmd"], order)
 	halt := false
 	if v, ok := in["halt"]; ok {
 		n, _ := asInt(v)
 		halt = n != 0 || asString(v) == "true"
 	}
+	dupIDs := p.rollLocked(p.faults.DuplicateIDRate, "duplicate_ids")
+	var firstID any
 	out := newBatchOut()
 	for i, k := range keys {
-		r := p.commandLocked(i, cmds[k], out.done, now)
+		method, r := p.commandLocked(i, cmds[k], out.done, rc, now)
+		if dupIDs && method == "department.add" && r.err == nil {
+			if firstID == nil {
+				firstID = r.res
+			}
+			r.res = firstID
+		}
 		out.add(k, r)
 		if r.err != nil && halt {
 			break
@@ -50,7 +58,7 @@ func (p *Portal) batchLocked(in params, order []string, now time.Time) reply {
 
 // commandLocked runs the i-th command of a batch, "method?query", with the
 // results of the earlier ones substituted for $result[...] references.
-func (p *Portal) commandLocked(i int, cmd string, done map[string]any, now time.Time) result {
+func (p *Portal) commandLocked(i int, cmd string, done map[string]any, rc *reqCtx, now time.Time) (string, result) {
 	method, query, _ := strings.Cut(cmd, "?")
 	method = normMethod(method)
 	var aerr *apiError
@@ -68,10 +76,10 @@ func (p *Portal) commandLocked(i int, cmd string, done map[string]any, now time.
 	}
 	if aerr != nil {
 		p.countLocked(method, aerr.code)
-		return result{err: aerr}
+		return method, result{err: aerr}
 	}
 	substituteRefs(cp, done)
-	return p.callLocked(callCtx{method: method, in: cp, now: now})
+	return method, p.callLocked(callCtx{method: method, in: cp, now: now, inBatch: true, rc: rc})
 }
 
 // batchOut collects the answers of a batch's commands under their keys.
@@ -87,14 +95,22 @@ func newBatchOut() *batchOut {
 	}
 }
 
-// add records a command's answer: an error in result_error, a success in
-// result, result_time and, for a list, result_total and result_next.
+// add records a command's answer: an error in result_error (with its time
+// block in result_time only when the refusal carries one, as the
+// AbsurdResetRate fault's does), a success in result, result_time and, for
+// a list, result_total and result_next.
 func (o *batchOut) add(k string, r result) {
 	if r.err != nil {
 		o.errs.set(k, r.err.body())
+		if !r.executed && r.tb != nil {
+			o.times.set(k, r.tb)
+		}
 		return
 	}
 	o.times.set(k, r.tb)
+	if r.missing {
+		return
+	}
 	o.results.set(k, r.res)
 	o.done[k] = r.res
 	if r.pg != nil {

@@ -60,14 +60,16 @@
 // authentication (NO_AUTH_FOUND, INVALID_CREDENTIALS for a revoked webhook,
 // invalid_token, expired_token); access (ACCESS_DENIED, insufficient_scope,
 // user_access_error); the per-request faults before the work (500, 502);
-// Latency; then per call (the request or each batch command): the
-// operating limit or BlockMethod (429), the per-call faults before the work
-// (DBErrorRate, and CommandErrorRate per command), the method
-// (HeadErrorRate inside department.add); finally the per-request faults
-// after the work (lost response, slow, malformed).
+// a hold (HoldRate); Latency; then per call (the request or each batch
+// command): the operating limit or BlockMethod (429), the per-call faults
+// before the work (AbsurdResetRate, EchoURLRate, DBErrorRate, and
+// CommandErrorRate per command), the method, the faults that change its
+// answer (HeadErrorRate inside department.add, NullResultRate,
+// MissingResultRate, FloatIDRate, DuplicateIDRate per batch); finally the
+// per-request faults after the work (lost response, slow, malformed).
 // Each fault's field in Faults says what it does and where it is rolled.
 //
 // Everything is safe for concurrent use. Time is read from Config.Clock so
-// tests can drive the limits without sleeping; only Latency and SlowDelay
-// ever sleep.
+// tests can drive the limits without sleeping; only Latency, SlowDelay and
+// HoldDelay ever sleep.
 package b24test

@@ -23,6 +23,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		fs.Float64Var(r.v, r.flag, *r.v, r.usage)
 	}
 	fs.DurationVar(&c.Faults.SlowDelay, "slow-delay", c.Faults.SlowDelay, "delay of a slow answer (default 2s)")
+	fs.DurationVar(&c.Faults.HoldDelay, "hold-delay", c.Faults.HoldDelay, "how long a held request waits before it runs (default 40s)")
 	for _, s := range switches {
 		fs.BoolVar(s.field(&c.Conditions), s.name, *s.field(&c.Conditions), s.usage)
 	}

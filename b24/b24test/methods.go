@@ -9,6 +9,10 @@ import (
 // pageSize is the fixed page of every list method.
 const pageSize = 50
 
+// absurdReset is how far ahead the AbsurdResetRate fault puts
+// operating_reset_at.
+const absurdReset = 10 * 365 * 24 * time.Hour
+
 // reply is a finished REST answer. executed is true when a method ran (so
 // faults that act "after the work" apply).
 type reply struct {
@@ -30,26 +34,34 @@ var handlers = map[string]handler{
 	"crm.automatedsolution.list": (*Portal).automatedSolutionList,
 }
 
+// listMethods are the methods that answer pages.
+var listMethods = map[string]bool{"department.get": true, "crm.automatedsolution.list": true}
+
 // callCtx is one method call: a whole request or one command of a batch.
 type callCtx struct {
-	method string
-	in     params
-	now    time.Time
+	method  string
+	in      params
+	now     time.Time
+	inBatch bool
+	rc      *reqCtx
 }
 
-// result is what a call answers; tb is its time block.
+// result is what a call answers. tb is its time block (also on the
+// AbsurdResetRate refusal); missing means the answer has no result at all.
 type result struct {
 	res      any
 	pg       *page
 	tb       map[string]any
 	err      *apiError
 	executed bool
+	missing  bool
 }
 
 // callLocked runs one call with the operating limit and the per-call
 // faults: refused before the work when the method is blocked or a fault
 // says so; otherwise run and billed its cost (also when the method answered
-// an error: the portal did the work of refusing).
+// an error: the portal did the work of refusing), then the faults that
+// change its answer.
 func (p *Portal) callLocked(c callCtx) result {
 	h, ok := handlers[c.method]
 	if !ok {
@@ -75,29 +87,62 @@ func (p *Portal) callLocked(c callCtx) result {
 		return r
 	}
 	p.countLocked(c.method, "ok")
+	p.skewLocked(c, &r)
 	return r
 }
 
 // refuseLocked decides whether a call is refused before its work: the
-// operating limit or BlockMethod, then, for department.add, the fault
-// DBErrorRate.
+// operating limit or BlockMethod, then the faults AbsurdResetRate,
+// EchoURLRate and, for department.add, DBErrorRate.
 func (p *Portal) refuseLocked(c callCtx) (result, bool) {
 	if until, ok := p.blocked[c.method]; (ok && c.now.Before(until)) || p.op.exhausted(c.method, c.now) {
 		p.stats.Rejected429++
 		return result{err: errOperating}, true
 	}
-	if c.method == "department.add" && p.rollLocked(p.faults.DBErrorRate, "db_error") {
+	f := p.faults
+	if p.rollLocked(f.AbsurdResetRate, "absurd_reset") {
+		p.stats.Rejected429++
+		total, _ := p.op.usage(c.method, c.now)
+		return result{err: errOperating, tb: timeBlock(c.now, 0, total, c.now.Add(absurdReset).Unix())}, true
+	}
+	if p.rollLocked(f.EchoURLRate, "echo_url") {
+		return result{err: echoError(c.rc.urlOf(c.method))}, true
+	}
+	if c.method == "department.add" && p.rollLocked(f.DBErrorRate, "db_error") {
 		return result{err: errDeadlock}, true
 	}
 	return result{}, false
 }
 
+// skewLocked applies the faults that change a successful call's answer: a
+// null or missing result of a list method, a float ID of a batch create.
+func (p *Portal) skewLocked(c callCtx, r *result) {
+	f := p.faults
+	switch {
+	case listMethods[c.method] && p.rollLocked(f.NullResultRate, "null_result"):
+		r.res, r.pg = nil, nil
+	case listMethods[c.method] && p.rollLocked(f.MissingResultRate, "missing_result"):
+		r.res, r.pg, r.missing = nil, nil, true
+	case c.inBatch && c.method == "department.add" && p.rollLocked(f.FloatIDRate, "float_id"):
+		if id, ok := r.res.(int64); ok {
+			r.res = float64(id) + 0.5
+		}
+	}
+}
+
 func (p *Portal) singleLocked(c callCtx) reply {
 	r := p.callLocked(c)
 	if r.err != nil {
-		return reply{status: r.err.status, body: r.err.body(), outcome: r.err.code, executed: r.executed}
+		body := r.err.body()
+		if r.tb != nil {
+			body["time"] = r.tb
+		}
+		return reply{status: r.err.status, body: body, outcome: r.err.code, executed: r.executed}
 	}
-	body := map[string]any{"result": r.res, "time": r.tb}
+	body := map[string]any{"time": r.tb}
+	if !r.missing {
+		body["result"] = r.res
+	}
 	if r.pg != nil {
 		body["total"] = r.pg.total
 		if r.pg.next > 0 {

@@ -57,6 +57,9 @@ type Stats struct {
 	// client always POSTs: a GET is what a client that follows a 302 (a
 	// moved portal) re-sends, without its body. A correct client keeps it 0.
 	RedirectedGETs int `json:"redirected_gets"`
+	// Held counts requests held by the HoldRate fault that have since run
+	// their method (whether or not their client was still there).
+	Held int `json:"held"`
 	// DepartmentsCreated and WorkplacesCreated count created objects (the
 	// initial root department is not counted).
 	DepartmentsCreated int `json:"departments_created"`
@@ -70,8 +73,10 @@ type Stats struct {
 	// 1-second window (by Config.Clock).
 	MaxPerSecond int `json:"max_per_second"`
 	// Faults counts injected faults by kind: per request "error",
-	// "bad_gateway", "lost_response", "slow", "malformed"; per call or
-	// batch command "command_error", "db_error", "head_error".
+	// "bad_gateway", "lost_response", "slow", "malformed", "hold",
+	// "duplicate_ids" (per batch); per call or batch command
+	// "command_error", "float_id", "db_error", "head_error", "null_result",
+	// "missing_result", "absurd_reset", "echo_url".
 	Faults map[string]int `json:"faults"`
 }
 
@@ -97,6 +102,9 @@ type Portal struct {
 	refresh   map[string]bool      // refresh tokens still valid
 	stats     Stats
 	times     []time.Time
+
+	stopping chan struct{} // closed by stop: held requests go ahead at once
+	stopOnce sync.Once
 }
 
 // New builds a portal from cfg after WithDefaults. It panics when the
@@ -127,6 +135,7 @@ func New(cfg Config) *Portal {
 		access:    map[string]time.Time{cfg.OAuth.AccessToken: cfg.Clock().Add(cfg.OAuth.AccessTTL)},
 		refresh:   map[string]bool{cfg.OAuth.RefreshToken: true},
 		stats:     Stats{Calls: map[string]map[string]int{}, Faults: map[string]int{}},
+		stopping:  make(chan struct{}),
 	}
 	return p
 }

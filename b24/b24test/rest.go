@@ -17,11 +17,16 @@ type reqCtx struct {
 	method       string
 	oauth        bool
 	user, secret string // webhook path
+	token        string // OAuth access token, once authenticated
+	base         string // scheme://host the request came to
 }
 
 // parseRESTPath reads /rest/USER/SECRET/METHOD or /rest/METHOD.
 func parseRESTPath(r *http.Request) (*reqCtx, bool) {
-	rc := &reqCtx{}
+	rc := &reqCtx{base: "http://" + r.Host}
+	if r.TLS != nil {
+		rc.base = "https://" + r.Host
+	}
 	segs := strings.Split(strings.TrimPrefix(r.URL.Path, "/rest/"), "/")
 	switch len(segs) {
 	case 1:
@@ -33,6 +38,15 @@ func parseRESTPath(r *http.Request) (*reqCtx, bool) {
 	}
 	rc.method = normMethod(rc.method)
 	return rc, true
+}
+
+// urlOf is the URL of a call of method with the request's credentials, as
+// an error description that echoes it shows it.
+func (rc *reqCtx) urlOf(method string) string {
+	if rc.oauth {
+		return rc.base + "/rest/" + method + "?auth=" + rc.token
+	}
+	return rc.base + "/rest/" + rc.user + "/" + rc.secret + "/" + method
 }
 
 // serveREST handles one REST call and returns what to log.
@@ -74,10 +88,13 @@ func (p *Portal) serveREST(w http.ResponseWriter, r *http.Request) (method strin
 		_, _ = io.WriteString(w, "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>\n")
 		return rc.method, http.StatusBadGateway, "bad_gateway"
 	}
+	if fp.hold {
+		p.holdFor(fp.holdDelay) // not the request's context: the work happens anyway
+	}
 	if p.cfg.Latency > 0 {
 		sleepCtx(r.Context(), p.cfg.Latency)
 	}
-	rep := p.run(rc, in, order)
+	rep := p.run(rc, in, order, fp.hold)
 	status, outcome = p.answer(w, r, rep, fp)
 	return rc.method, status, outcome
 }
@@ -112,14 +129,17 @@ func (p *Portal) admitLocked(r *http.Request, rc *reqCtx, in params) (location s
 }
 
 // run executes the request's method (or batch) under the lock.
-func (p *Portal) run(rc *reqCtx, in params, order []string) reply {
+func (p *Portal) run(rc *reqCtx, in params, order []string, held bool) reply {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if held {
+		p.stats.Held++
+	}
 	now := p.cfg.Clock()
 	if rc.method == "batch" {
-		return p.batchLocked(in, order, now)
+		return p.batchLocked(in, order, rc, now)
 	}
-	return p.singleLocked(callCtx{method: rc.method, in: in, now: now})
+	return p.singleLocked(callCtx{method: rc.method, in: in, now: now, rc: rc})
 }
 
 // answer writes rep, applying the faults that act after the work.
@@ -159,6 +179,7 @@ func (p *Portal) authLocked(rc *reqCtx, in params, now time.Time) *apiError {
 		if !now.Before(exp) {
 			return errExpired
 		}
+		rc.token = tok
 	} else {
 		okUser := rc.user == strconv.Itoa(p.cfg.WebhookUserID)
 		if !okUser || !subtleEq(rc.secret, p.cfg.WebhookSecret) {
@@ -171,6 +192,21 @@ func (p *Portal) authLocked(rc *reqCtx, in params, now time.Time) *apiError {
 	delete(in, "auth")
 	return nil
 }
+
+// holdFor waits d of real time, or less if the portal is stopping. It
+// ignores the request's context on purpose.
+func (p *Portal) holdFor(d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-p.stopping:
+	}
+}
+
+// stop releases held requests at once (so that a server can close without
+// waiting for them); they still run.
+func (p *Portal) stop() { p.stopOnce.Do(func() { close(p.stopping) }) }
 
 // readParams merges the query string and the body (JSON or form). A body
 // that cannot be decoded counts as no parameters, as PHP's json_decode
