@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"reflect"
+	"sort"
 	"strings"
 	"testing"
 )
@@ -32,7 +33,7 @@ func TestBatchReferencesAndPartialFailure(t *testing.T) {
 		"z": float64(2),
 		"b": float64(3),
 		"w": map[string]any{"automatedSolution": map[string]any{"id": float64(1), "title": "HR", "typeIds": []any{float64(7)}}},
-		"g": []any{map[string]any{"ID": "1", "NAME": "Company", "SORT": "500", "UF_HEAD": "0"}},
+		"g": []any{map[string]any{"ID": "1", "NAME": "Company", "SORT": float64(500)}},
 	}
 	if !reflect.DeepEqual(res["result"], wantResult) {
 		t.Errorf("result = %v", res["result"])
@@ -127,16 +128,81 @@ func TestBatchForm(t *testing.T) {
 
 func TestBatchLength(t *testing.T) {
 	t.Parallel()
-	s, _ := setup(t, Config{})
-	cmds := map[string]string{}
-	for i := range 51 {
-		cmds[fmt.Sprint("k", i)] = "department.get"
+	tests := []struct {
+		name      string
+		n         int
+		halt      int
+		wantErrs  []string // keys of result_error
+		wantAdded int
+	}{
+		{"50 run", 50, 0, nil, 50},
+		{"51st refused", 51, 0, []string{"50"}, 50},
+		{"every one past the 50th refused", 55, 0, []string{"50", "51", "52", "53", "54"}, 50},
+		{"halt stops at the first refused", 55, 1, []string{"50"}, 50},
 	}
-	wantError(t, call(t, s, "batch", map[string]any{"cmd": cmds}), http.StatusBadRequest, "ERROR_BATCH_LENGTH_EXCEEDED")
-	delete(cmds, "k0")
-	wantOK(t, call(t, s, "batch", map[string]any{"cmd": cmds}))
-	if n := s.Stats().Calls["department.get"]["ok"]; n != 50 {
-		t.Errorf("department.get ok %d, want 50 (none from the refused batch)", n)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s, _ := setup(t, Config{})
+			cmds := make([]string, tt.n)
+			for i := range cmds {
+				cmds[i] = fmt.Sprintf("department.add?NAME=D%d&PARENT=1", i)
+			}
+			a := call(t, s, "batch", map[string]any{"halt": tt.halt, "cmd": cmds})
+			wantOK(t, a) // never a whole-request error
+			res := a.body["result"].(map[string]any)
+			if got := res["result"].([]any); len(got) != tt.wantAdded {
+				t.Errorf("%d results, want %d", len(got), tt.wantAdded)
+			}
+			errs, _ := res["result_error"].(map[string]any)
+			var keys []string
+			for k, e := range errs {
+				keys = append(keys, k)
+				if e.(map[string]any)["error"] != "ERROR_BATCH_LENGTH_EXCEEDED" || e.(map[string]any)["error_description"] != "Max batch length exceeded" {
+					t.Errorf("result_error[%s] = %v", k, e)
+				}
+			}
+			sort.Strings(keys)
+			if !reflect.DeepEqual(keys, tt.wantErrs) {
+				t.Errorf("result_error keys %v, want %v", keys, tt.wantErrs)
+			}
+			if st := s.Stats(); st.DepartmentsCreated != tt.wantAdded || st.Requests != 1 {
+				t.Errorf("created %d in %d requests, want %d in 1", st.DepartmentsCreated, st.Requests, tt.wantAdded)
+			}
+		})
+	}
+}
+
+func TestBatchReferences(t *testing.T) {
+	t.Parallel()
+	s, _ := setup(t, Config{})
+	a := call(t, s, "batch", map[string]any{"cmd": map[string]string{
+		"c0":      "department.add?NAME=Sales&PARENT=1",
+		"named":   "department.add?NAME=Team $result[c0]&PARENT=$result[c0]",
+		"unknown": "department.add?NAME=Team $result[nope]&PARENT=1",
+		"failed":  "department.add?NAME=",
+		"fromBad": "department.add?NAME=After $result[failed]&PARENT=1",
+		"field":   "department.add?NAME=Deep $result[c0][ID]&PARENT=1",
+		"whole":   "department.add?NAME=X&PARENT=$result[nope]",
+	}})
+	wantOK(t, a)
+	names := map[string]int64{}
+	for _, d := range s.Departments() {
+		names[d.Name] = d.Parent
+	}
+	for name, parent := range map[string]int64{
+		"Team 2":                2, // resolved: substituted
+		"Team $result[nope]":    1, // unresolved: literal text
+		"After $result[failed]": 1,
+		"Deep $result[c0][ID]":  1,
+	} {
+		if got, ok := names[name]; !ok || got != parent {
+			t.Errorf("department %q under %d: %v (all: %v)", name, parent, ok, names)
+		}
+	}
+	errs := a.body["result"].(map[string]any)["result_error"].(map[string]any)
+	if e, _ := errs["whole"].(map[string]any); e["error_description"] != DescNoParent {
+		t.Errorf("PARENT=$result[nope] stays literal, so no such parent: %v", errs["whole"])
 	}
 }
 
@@ -146,16 +212,22 @@ func TestSubstituteRefs(t *testing.T) {
 		"a": int64(18),
 		"w": map[string]any{"automatedSolution": map[string]any{"id": int64(4)}},
 		"l": []any{map[string]any{"ID": "9"}},
+		"n": nil,
 	}
 	tests := []struct {
 		in, want any
 	}{
 		{"$result[a]", int64(18)},
 		{"x-$result[a]-y", "x-18-y"},
+		{"Team $result[a]", "Team 18"},
 		{"$result[w][automatedSolution][id]", int64(4)},
 		{"$result[l][0][ID]", "9"},
-		{"$result[missing]", ""},
-		{"$result[a][deeper]", ""},
+		{"in $result[w]", "in Array"},
+		{"$result[missing]", "$result[missing]"},
+		{"x $result[missing] $result[a]", "x $result[missing] 18"},
+		{"$result[a][deeper]", "$result[a][deeper]"},
+		{"$result[l][7][ID]", "$result[l][7][ID]"},
+		{"$result[n]", "$result[n]"},
 		{"plain", "plain"},
 	}
 	for _, tt := range tests {

@@ -29,9 +29,10 @@ func setup(t *testing.T, cfg Config) (*Server, *testutil.Clock) {
 
 // answer is a decoded reply.
 type answer struct {
-	status int
-	raw    []byte
-	body   map[string]any
+	status   int
+	raw      []byte
+	body     map[string]any
+	location string
 }
 
 func (a answer) code() string { s, _ := a.body["error"].(string); return s }

@@ -6,8 +6,8 @@ import (
 	"time"
 )
 
-// operatingBuckets is how many buckets the rolling operating window is cut
-// into; an execution leaves the window when its whole bucket does.
+// operatingBuckets is how many buckets fit in the rolling operating
+// window: a bucket takes the calls of window/operatingBuckets from its first.
 const operatingBuckets = 10
 
 // leakyBucket is the portal's query limit. Not safe for concurrent use:
@@ -39,57 +39,87 @@ func (b *leakyBucket) admit(now time.Time) bool {
 	return true
 }
 
-// operating is the per-method rolling window of executed time.
+// opBucket counts the executed seconds of the calls that came within one
+// bucket width of its first call.
+type opBucket struct {
+	first time.Time
+	secs  float64
+}
+
+// operating is the per-method rolling window of executed time. A bucket
+// opens at the first call that finds no open bucket, counts the calls of
+// the next width, and leaves the window at first+window with all it
+// counted. A method is blocked while its buckets sum to MORE than the limit:
+// the call that crosses it completes. Not safe for concurrent use: the
+// Portal's mutex guards it.
 type operating struct {
-	width   time.Duration // window / operatingBuckets
-	limit   float64       // seconds
-	buckets map[string]map[int64]float64
+	width, window time.Duration
+	limit         float64 // seconds
+	buckets       map[string][]opBucket
 }
 
 func newOperating(limit, window time.Duration) *operating {
 	return &operating{
 		width:   window / operatingBuckets,
+		window:  window,
 		limit:   limit.Seconds(),
-		buckets: map[string]map[int64]float64{},
+		buckets: map[string][]opBucket{},
 	}
 }
 
-func (o *operating) index(now time.Time) int64 { return now.UnixNano() / int64(o.width) }
+// live drops the method's buckets that have left the window at now and
+// returns the rest, oldest first.
+func (o *operating) live(method string, now time.Time) []opBucket {
+	bs := o.buckets[method]
+	i := 0
+	for i < len(bs) && !now.Before(bs[i].first.Add(o.window)) {
+		i++
+	}
+	if i > 0 {
+		bs = append(bs[:0], bs[i:]...)
+		o.buckets[method] = bs
+	}
+	return bs
+}
 
 // usage returns the method's seconds in the window at now and the unix time
-// at which the oldest counted bucket leaves it (now+window when none).
+// (rounded up) at which its oldest counted bucket leaves the window;
+// now+window when nothing is counted.
 func (o *operating) usage(method string, now time.Time) (total float64, resetAt int64) {
-	cur := o.index(now)
-	oldest := int64(math.MaxInt64)
-	for idx, s := range o.buckets[method] {
-		if idx <= cur-operatingBuckets {
-			delete(o.buckets[method], idx)
-			continue
-		}
-		total += s
-		oldest = min(oldest, idx)
+	bs := o.live(method, now)
+	for _, b := range bs {
+		total += b.secs
 	}
-	if oldest == math.MaxInt64 {
-		return total, now.Add(o.width * operatingBuckets).Unix()
+	leaves := now.Add(o.window)
+	if len(bs) > 0 {
+		leaves = bs[0].first.Add(o.window)
 	}
-	leaves := (oldest + operatingBuckets) * int64(o.width) // unix nanoseconds
-	return total, (leaves + int64(time.Second) - 1) / int64(time.Second)
+	return total, ceilUnix(leaves)
 }
 
-// exhausted reports whether the method has used its budget already.
+// ceilUnix is t in unix seconds, rounded up.
+func ceilUnix(t time.Time) int64 {
+	s := t.Unix()
+	if t.Nanosecond() > 0 {
+		s++
+	}
+	return s
+}
+
+// exhausted reports whether the method's window total exceeds the limit.
 func (o *operating) exhausted(method string, now time.Time) bool {
 	total, _ := o.usage(method, now)
-	return total >= o.limit-1e-9
+	return total > o.limit+1e-9
 }
 
-// bill adds cost to the method's current bucket.
+// bill adds cost to the method's open bucket, or opens one at now.
 func (o *operating) bill(method string, now time.Time, cost time.Duration) {
-	m := o.buckets[method]
-	if m == nil {
-		m = map[int64]float64{}
-		o.buckets[method] = m
+	bs := o.live(method, now)
+	if n := len(bs); n > 0 && now.Before(bs[n-1].first.Add(o.width)) {
+		bs[n-1].secs += cost.Seconds()
+		return
 	}
-	m[o.index(now)] += cost.Seconds()
+	o.buckets[method] = append(bs, opBucket{first: now, secs: cost.Seconds()})
 }
 
 // maxInWindow returns the largest number of the sorted times that fall in

@@ -110,6 +110,67 @@ func TestOperatingLimit(t *testing.T) {
 	}
 }
 
+// TestOperatingBucketsCountFromFirstCall: a bucket opens at the first call
+// that finds none open (not at a multiple of its width), takes the calls of
+// the next width, and leaves the window a whole window after its first call.
+func TestOperatingBucketsCountFromFirstCall(t *testing.T) {
+	t.Parallel()
+	// Window 100 s: buckets of 10 s. The clock starts 7 s into an aligned
+	// 10 s slot, so aligned buckets would give other answers.
+	s, clk := setup(t, Config{OperatingLimit: time.Hour, OperatingWindow: 100 * time.Second, CallCost: time.Second})
+	clk.Advance(7 * time.Second)
+	first := clk.Now()
+	get := func() (operating float64, resetAt int64) {
+		t.Helper()
+		a := call(t, s, "department.get", nil)
+		wantOK(t, a)
+		tb := a.timeBlock(t)
+		return num(t, tb["operating"]), int64(num(t, tb["operating_reset_at"]))
+	}
+	steps := []struct {
+		at        time.Duration // since first
+		operating float64
+		reset     time.Duration // since first
+	}{
+		{0, 1, 100 * time.Second},
+		{9 * time.Second, 2, 100 * time.Second},                    // same bucket: 9 s < 10 s after its first call
+		{10 * time.Second, 3, 100 * time.Second},                   // a new bucket opens at 10 s
+		{19 * time.Second, 4, 100 * time.Second},                   // still the second bucket
+		{99 * time.Second, 5, 100 * time.Second},                   // a third, the first still counts
+		{100 * time.Second, 4, 110 * time.Second},                  // the first left with its 2 s; this call added 1
+		{110 * time.Second, 3, 199 * time.Second},                  // the second left: the oldest is the one from 99 s
+		{110*time.Second + time.Millisecond, 4, 199 * time.Second}, // in the bucket opened at 110 s
+	}
+	for i, st := range steps {
+		clk.Advance(first.Add(st.at).Sub(clk.Now()))
+		op, reset := get()
+		if math.Abs(op-st.operating) > 1e-6 || reset != first.Add(st.reset).Unix() {
+			t.Errorf("step %d at +%v: operating %v reset +%ds, want %v +%v", i, st.at, op, reset-first.Unix(), st.operating, st.reset)
+		}
+	}
+}
+
+// TestOperatingBlocksOnlyAboveTheLimit: reaching the limit exactly does not
+// block; the call that goes above it completes; the next one is refused.
+func TestOperatingBlocksOnlyAboveTheLimit(t *testing.T) {
+	t.Parallel()
+	s, clk := setup(t, Config{OperatingLimit: time.Second, OperatingWindow: time.Minute, CallCost: 500 * time.Millisecond})
+	for i, want := range []float64{0.5, 1, 1.5} {
+		a := call(t, s, "department.add", map[string]any{"NAME": "D", "PARENT": 1})
+		wantOK(t, a)
+		if got := num(t, a.timeBlock(t)["operating"]); math.Abs(got-want) > 1e-6 {
+			t.Errorf("call %d: operating %v, want %v", i, got, want)
+		}
+	}
+	wantError(t, call(t, s, "department.add", map[string]any{"NAME": "D", "PARENT": 1}), http.StatusTooManyRequests, "OPERATION_TIME_LIMIT")
+	if n := len(s.Departments()); n != 4 {
+		t.Errorf("%d departments, want root + 3 (the crossing call completed)", n)
+	}
+	// The one bucket leaves a window after its first call.
+	clk.Advance(time.Minute)
+	wantOK(t, call(t, s, "department.add", map[string]any{"NAME": "D", "PARENT": 1}))
+}
+
 func TestOperatingResetWhenNothingCounted(t *testing.T) {
 	t.Parallel()
 	s, _ := setup(t, Config{OperatingWindow: time.Minute})

@@ -15,14 +15,17 @@ func TestDepartmentAddValidation(t *testing.T) {
 		params map[string]any
 		desc   string
 	}{
-		{"empty name", map[string]any{"NAME": "", "PARENT": 1}, "Не введено название раздела.<br>"},
-		{"blank name", map[string]any{"NAME": "  ", "PARENT": 1}, "Не введено название раздела.<br>"},
-		{"no name", map[string]any{"PARENT": 1}, "Не введено название раздела.<br>"},
-		{"no parent", map[string]any{"NAME": "Sales"}, "В структуре компании должен быть только один раздел верхнего уровня"},
-		{"parent 0", map[string]any{"NAME": "Sales", "PARENT": 0}, "В структуре компании должен быть только один раздел верхнего уровня"},
-		{"empty parent", map[string]any{"NAME": "Sales", "PARENT": ""}, "В структуре компании должен быть только один раздел верхнего уровня"},
-		{"unknown parent", map[string]any{"NAME": "Sales", "PARENT": 999}, "Parent department not found"},
-		{"non-numeric parent", map[string]any{"NAME": "Sales", "PARENT": "abc"}, "Parent department not found"},
+		{"empty name", map[string]any{"NAME": "", "PARENT": 1}, DescNoName},
+		{"blank name", map[string]any{"NAME": "  ", "PARENT": 1}, DescNoName},
+		{"no name", map[string]any{"PARENT": 1}, DescNoName},
+		{"no parent", map[string]any{"NAME": "Sales"}, DescTwoRoots},
+		{"parent 0", map[string]any{"NAME": "Sales", "PARENT": 0}, DescTwoRoots},
+		{"empty parent", map[string]any{"NAME": "Sales", "PARENT": ""}, DescTwoRoots},
+		{"unknown parent", map[string]any{"NAME": "Sales", "PARENT": 999}, DescNoParent},
+		{"non-numeric parent", map[string]any{"NAME": "Sales", "PARENT": "abc"}, DescNoParent},
+	}
+	if DescNoName != "Не введено название раздела.<br>" || DescTwoRoots != "В структуре компании должен быть только один раздел верхнего уровня" {
+		t.Fatal("the validation messages must stay worded as the portal words them")
 	}
 	s, _ := setup(t, Config{})
 	for _, tt := range tests {
@@ -59,36 +62,49 @@ func TestDepartmentAddAndGet(t *testing.T) {
 	}
 	wantOK(t, call(t, s, "department.add", map[string]any{"NAME": "Marketing", "PARENT": 1}))
 
+	// IDs as strings, SORT a number, UF_HEAD only with a head, no PARENT
+	// for the root.
 	a = call(t, s, "department.get", map[string]any{"ID": 2})
 	wantOK(t, a)
-	want := []any{map[string]any{"ID": "2", "NAME": "Sales", "SORT": "450", "PARENT": "1", "UF_HEAD": "7"}}
+	want := []any{map[string]any{"ID": "2", "NAME": "Sales", "SORT": float64(450), "PARENT": "1", "UF_HEAD": "7"}}
 	if !reflect.DeepEqual(a.body["result"], want) || a.body["total"] != float64(1) || a.body["next"] != nil {
 		t.Errorf("get ID=2: %s", a.raw)
 	}
-
 	a = call(t, s, "department.get", map[string]any{"ID": 1})
-	root := a.body["result"].([]any)[0].(map[string]any)
-	if _, has := root["PARENT"]; has || root["NAME"] != "Company" {
-		t.Errorf("root %v: want NAME Company and no PARENT key", root)
+	want = []any{map[string]any{"ID": "1", "NAME": "Company", "SORT": float64(500)}}
+	if !reflect.DeepEqual(a.body["result"], want) {
+		t.Errorf("root: %s", a.raw)
+	}
+	a = call(t, s, "department.get", map[string]any{"ID": 3})
+	if row := a.body["result"].([]any)[0].(map[string]any); row["UF_HEAD"] != nil || row["PARENT"] != "2" {
+		t.Errorf("no head: want no UF_HEAD key: %s", a.raw)
 	}
 
 	tests := []struct {
-		name       string
-		params     map[string]any
-		total      int
-		page       int
-		next       any
-		firstName  string
-		firstValue string
+		name      string
+		params    map[string]any
+		total     int
+		page      int
+		next      any
+		firstName string
 	}{
-		{"like is case-insensitive substring", map[string]any{"NAME": "SALES"}, 60, 50, float64(50), "Sales", ""},
-		{"second page START", map[string]any{"NAME": "sales", "START": 50}, 60, 10, nil, "sales team 49", ""},
-		{"second page start", map[string]any{"NAME": "sales", "start": "50"}, 60, 10, nil, "sales team 49", ""},
-		{"like wildcard", map[string]any{"NAME": "team%9"}, 5, 5, nil, "sales team 09", ""},
-		{"parent filter", map[string]any{"PARENT": 1}, 2, 2, nil, "Sales", ""},
-		{"name and parent", map[string]any{"NAME": "market", "PARENT": 1}, 1, 1, nil, "Marketing", ""},
-		{"no match", map[string]any{"NAME": "nothing"}, 0, 0, nil, "", ""},
-		{"sort desc", map[string]any{"PARENT": 1, "sort": "ID", "order": "DESC"}, 2, 2, nil, "Marketing", ""},
+		{"LIKE is the whole value", map[string]any{"NAME": "SALES"}, 1, 1, nil, "Sales"},
+		{"no implied %", map[string]any{"NAME": "team%9"}, 0, 0, nil, ""},
+		{"% is a wildcard", map[string]any{"NAME": "%team%9"}, 5, 5, nil, "sales team 09"},
+		{"_ is exactly one character", map[string]any{"NAME": "SALES TEAM 0_"}, 10, 10, nil, "sales team 00"},
+		{"_ is not zero characters", map[string]any{"NAME": "Sale_s"}, 0, 0, nil, ""},
+		{"first page, tree order", map[string]any{"NAME": "sales%"}, 60, 50, float64(50), "Sales"},
+		{"second page start", map[string]any{"NAME": "sales%", "start": "50"}, 60, 10, nil, "sales team 49"},
+		{"START is ignored", map[string]any{"NAME": "sales%", "START": 50}, 60, 50, float64(50), "Sales"},
+		{"Start is ignored", map[string]any{"NAME": "sales%", "Start": 50}, 60, 50, float64(50), "Sales"},
+		{"offset at the end: page 1", map[string]any{"NAME": "sales%", "start": 60}, 60, 50, float64(50), "Sales"},
+		{"offset past the end: page 1", map[string]any{"NAME": "sales%", "start": 5000}, 60, 50, float64(50), "Sales"},
+		{"parent filter, siblings by SORT", map[string]any{"PARENT": 1}, 2, 2, nil, "Sales"},
+		{"name and parent", map[string]any{"NAME": "market%", "PARENT": 1}, 1, 1, nil, "Marketing"},
+		{"no match", map[string]any{"NAME": "nothing"}, 0, 0, nil, ""},
+		{"sort desc", map[string]any{"PARENT": 1, "sort": "ID", "order": "DESC"}, 2, 2, nil, "Marketing"},
+		{"sort by name", map[string]any{"PARENT": 1, "sort": "NAME"}, 2, 2, nil, "Marketing"},
+		{"head filter", map[string]any{"UF_HEAD": 7}, 1, 1, nil, "Sales"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -106,6 +122,100 @@ func TestDepartmentAddAndGet(t *testing.T) {
 	}
 }
 
+func TestDepartmentGetTreeOrder(t *testing.T) {
+	t.Parallel()
+	s, _ := setup(t, Config{})
+	for _, d := range []map[string]any{
+		{"NAME": "A", "PARENT": 1},              // 2
+		{"NAME": "B", "PARENT": 1, "SORT": 100}, // 3: before A by SORT
+		{"NAME": "A1", "PARENT": 2},             // 4
+		{"NAME": "B1", "PARENT": 3},             // 5
+		{"NAME": "C", "PARENT": 1},              // 6: after A by ID
+		{"NAME": "A0", "PARENT": 2, "SORT": 1},  // 7: before A1 by SORT
+	} {
+		wantOK(t, call(t, s, "department.add", d))
+	}
+	names := func(a answer) []string {
+		var out []string
+		for _, row := range a.body["result"].([]any) {
+			out = append(out, row.(map[string]any)["NAME"].(string))
+		}
+		return out
+	}
+	if got, want := names(call(t, s, "department.get", nil)), []string{"Company", "B", "B1", "A", "A0", "A1", "C"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("pre-order %v, want %v", got, want)
+	}
+	if got, want := names(call(t, s, "department.get", map[string]any{"sort": "ID"})), []string{"Company", "A", "B", "A1", "B1", "C", "A0"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("sort=ID %v, want %v", got, want)
+	}
+	a := call(t, s, "batch", map[string]any{"cmd": map[string]string{"g": "department.get?NAME=a%25"}})
+	if got := a.body["result"].(map[string]any)["result"].(map[string]any)["g"]; len(got.([]any)) != 3 ||
+		got.([]any)[1].(map[string]any)["NAME"] != "A0" {
+		t.Errorf("in a batch: %v", got)
+	}
+}
+
+func TestPagingInBatch(t *testing.T) {
+	t.Parallel()
+	s, _ := setup(t, Config{})
+	for i := range 60 {
+		wantOK(t, call(t, s, "crm.automatedsolution.add", map[string]any{"fields": map[string]any{"title": fmt.Sprintf("W%02d", i)}}))
+	}
+	a := call(t, s, "batch", map[string]any{"cmd": map[string]string{
+		"p1":    "crm.automatedsolution.list",
+		"p2":    "crm.automatedsolution.list?start=50",
+		"upper": "crm.automatedsolution.list?START=50",
+		"past":  "crm.automatedsolution.list?start=60",
+		"dp":    "department.get?start=50",
+	}})
+	wantOK(t, a)
+	res := a.body["result"].(map[string]any)
+	results := res["result"].(map[string]any)
+	count := func(k string) int {
+		return len(results[k].(map[string]any)["automatedSolutions"].([]any))
+	}
+	if count("p1") != 50 || count("p2") != 10 || count("upper") != 50 || count("past") != 50 {
+		t.Errorf("page sizes p1 %d p2 %d upper %d past %d", count("p1"), count("p2"), count("upper"), count("past"))
+	}
+	if d := results["dp"].([]any); len(d) != 1 || d[0].(map[string]any)["NAME"] != "Company" {
+		t.Errorf("department.get past the end: %v, want page 1", d)
+	}
+	wantNext := map[string]any{"p1": float64(50), "upper": float64(50), "past": float64(50)}
+	if !reflect.DeepEqual(res["result_next"], wantNext) {
+		t.Errorf("result_next %v, want %v (no next on the last page)", res["result_next"], wantNext)
+	}
+	wantTotal := map[string]any{"p1": float64(60), "p2": float64(60), "upper": float64(60), "past": float64(60), "dp": float64(1)}
+	if !reflect.DeepEqual(res["result_total"], wantTotal) {
+		t.Errorf("result_total %v, want %v", res["result_total"], wantTotal)
+	}
+}
+
+func TestUndecodableJSONBodyRunsWithoutParameters(t *testing.T) {
+	t.Parallel()
+	s, _ := setup(t, Config{})
+	post := func(method, body string) answer {
+		req, _ := http.NewRequest(http.MethodPost, s.WebhookURL()+method, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		return do(t, req)
+	}
+	// The method runs, without NAME: the portal's own validation answers.
+	a := post("department.add", `{"NAME":"Sales","PARENT":1`)
+	wantError(t, a, http.StatusBadRequest, "ERROR_CORE")
+	if a.desc() != DescNoName {
+		t.Errorf("description %q, want %q", a.desc(), DescNoName)
+	}
+	// Without its filter, department.get answers every department.
+	wantOK(t, call(t, s, "department.add", map[string]any{"NAME": "Sales", "PARENT": 1}))
+	a = post("department.get", `{"ID":2,}`)
+	wantOK(t, a)
+	if a.body["total"] != float64(2) {
+		t.Errorf("want both departments: %s", a.raw)
+	}
+	if n := s.Stats().Calls["department.add"]["ERROR_CORE"]; n != 1 {
+		t.Errorf("department.add ran %d times with no parameters, want 1", n)
+	}
+}
+
 func TestAutomatedSolutions(t *testing.T) {
 	t.Parallel()
 	s, _ := setup(t, Config{WorkplaceCap: 55})
@@ -120,7 +230,7 @@ func TestAutomatedSolutions(t *testing.T) {
 	for _, p := range []map[string]any{{}, {"fields": map[string]any{}}, {"fields": map[string]any{"title": ""}}} {
 		a := call(t, s, "crm.automatedsolution.add", p)
 		wantError(t, a, http.StatusBadRequest, "BX_EMPTY_REQUIRED")
-		if a.desc() != "Не заполнено обязательное поле «Название»" {
+		if a.desc() != DescNoTitle {
 			t.Errorf("description %q", a.desc())
 		}
 	}
@@ -193,7 +303,7 @@ func TestFormBodies(t *testing.T) {
 	if w := s.Workplaces()[1]; !reflect.DeepEqual(w.TypeIDs, []int64{5}) {
 		t.Errorf("append syntax: %+v", w)
 	}
-	a = callForm(t, s, "department.get", "NAME=%D0%BE%D1%82%D0%B4%D0%B5%D0%BB")
+	a = callForm(t, s, "department.get", "NAME=%D0%BE%D1%82%D0%B4%D0%B5%D0%BB%25")
 	if list := a.body["result"].([]any); len(list) != 1 {
 		t.Errorf("LIKE on Cyrillic, lower case: %s", a.raw)
 	}

@@ -209,8 +209,8 @@ func asInt(v any) (int64, bool) {
 	return 0, false
 }
 
-// lookup finds key case-sensitively, then case-insensitively, because
-// Bitrix accepts both START and start and clients differ.
+// lookup finds a filter or field key case-sensitively, then
+// case-insensitively (NAME, name and Name all filter department.get).
 func (p params) lookup(keys ...string) (any, bool) {
 	for _, k := range keys {
 		if v, ok := p[k]; ok {
@@ -227,13 +227,11 @@ func (p params) lookup(keys ...string) (any, bool) {
 	return nil, false
 }
 
-// start returns the paging offset (START / start), never negative.
+// start returns the paging offset, never negative. The real portal reads
+// lowercase "start" only: "START" or "Start" is no offset (page 1 comes
+// back).
 func (p params) start() int {
-	v, ok := p.lookup("start", "START")
-	if !ok {
-		return 0
-	}
-	n, ok := asInt(v)
+	n, ok := asInt(p["start"])
 	if !ok || n < 0 {
 		return 0
 	}

@@ -1,15 +1,9 @@
 package b24test
 
 import (
-	"bytes"
-	"context"
-	"crypto/subtle"
-	"encoding/json"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -42,8 +36,9 @@ type Workplace struct {
 // Stats are counters for assertions. A snapshot: later calls do not change it.
 type Stats struct {
 	// Calls counts method executions and refusals by method (without
-	// ".json") and outcome: "ok" or the error code. Batch commands count
-	// under their own method, the batch itself under "batch".
+	// ".json") and outcome: "ok", "redirect" (a moved portal's 302) or the
+	// error code. Batch commands count under their own method, the batch
+	// itself under "batch".
 	Calls map[string]map[string]int `json:"calls"`
 	// Requests is the number of REST HTTP requests the query bucket
 	// admitted (a batch is one; the token endpoint and /_sim/ are none).
@@ -55,6 +50,16 @@ type Stats struct {
 	Rejected429 int `json:"rejected_429"`
 	// Refreshes is the number of successful token refreshes.
 	Refreshes int `json:"refreshes"`
+	// TokenRequests counts every request to the token endpoint, answered
+	// with tokens or with an error.
+	TokenRequests int `json:"token_requests"`
+	// RedirectedGETs counts REST requests that came as GET. The project's
+	// client always POSTs: a GET is what a client that follows a 302 (a
+	// moved portal) re-sends, without its body. A correct client keeps it 0.
+	RedirectedGETs int `json:"redirected_gets"`
+	// Held counts requests held by the HoldRate fault that have since run
+	// their method (whether or not their client was still there).
+	Held int `json:"held"`
 	// DepartmentsCreated and WorkplacesCreated count created objects (the
 	// initial root department is not counted).
 	DepartmentsCreated int `json:"departments_created"`
@@ -67,9 +72,11 @@ type Stats struct {
 	// MaxPerSecond is the largest number of admitted requests in any
 	// 1-second window (by Config.Clock).
 	MaxPerSecond int `json:"max_per_second"`
-	// Faults counts injected faults by kind: "error", "bad_gateway",
-	// "lost_response", "slow", "malformed", "command_error" (one per batch
-	// command).
+	// Faults counts injected faults by kind: per request "error",
+	// "bad_gateway", "lost_response", "slow", "malformed", "hold",
+	// "duplicate_ids" (per batch); per call or batch command
+	// "command_error", "float_id", "db_error", "head_error", "null_result",
+	// "missing_result", "absurd_reset", "echo_url".
 	Faults map[string]int `json:"faults"`
 }
 
@@ -79,22 +86,25 @@ type Portal struct {
 	cfg Config
 	log *slog.Logger
 
-	mu           sync.Mutex
-	rng          *rand.Rand
-	faults       Faults
-	accessDenied bool
-	bucket       leakyBucket
-	op           *operating
-	blocked      map[string]time.Time
-	depts        []Department
-	deptNames    map[deptKey]bool // (parent, name) of every department, for the duplicate count
-	wps          []Workplace
-	nextDept     int64
-	nextWP       int64
-	access       map[string]time.Time // access token → expiry
-	refresh      map[string]bool      // refresh tokens still valid
-	stats        Stats
-	times        []time.Time
+	mu        sync.Mutex
+	rng       *rand.Rand
+	faults    Faults
+	cond      Conditions
+	bucket    leakyBucket
+	op        *operating
+	blocked   map[string]time.Time
+	depts     []Department
+	deptNames map[deptKey]bool // (parent, name) of every department, for the duplicate count
+	wps       []Workplace
+	nextDept  int64
+	nextWP    int64
+	access    map[string]time.Time // access token → expiry
+	refresh   map[string]bool      // refresh tokens still valid
+	stats     Stats
+	times     []time.Time
+
+	stopping chan struct{} // closed by stop: held requests go ahead at once
+	stopOnce sync.Once
 }
 
 // New builds a portal from cfg after WithDefaults. It panics when the
@@ -114,6 +124,7 @@ func New(cfg Config) *Portal {
 		log:       cfg.Logger,
 		rng:       rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		faults:    cfg.Faults,
+		cond:      cfg.Conditions,
 		bucket:    leakyBucket{rate: cfg.Rate, burst: float64(cfg.Burst)},
 		op:        newOperating(cfg.OperatingLimit, cfg.OperatingWindow),
 		blocked:   map[string]time.Time{},
@@ -124,6 +135,7 @@ func New(cfg Config) *Portal {
 		access:    map[string]time.Time{cfg.OAuth.AccessToken: cfg.Clock().Add(cfg.OAuth.AccessTTL)},
 		refresh:   map[string]bool{cfg.OAuth.RefreshToken: true},
 		stats:     Stats{Calls: map[string]map[string]int{}, Faults: map[string]int{}},
+		stopping:  make(chan struct{}),
 	}
 	return p
 }
@@ -132,18 +144,18 @@ func New(cfg Config) *Portal {
 // the secrets: for tests and the local simulator only.
 func (p *Portal) Config() Config { return p.cfg }
 
+// Faults returns the fault probabilities in force.
+func (p *Portal) Faults() Faults {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.faults
+}
+
 // SetFaults replaces the fault probabilities from now on.
 func (p *Portal) SetFaults(f Faults) {
 	f = f.withDefaults()
 	p.mu.Lock()
 	p.faults = f
-	p.mu.Unlock()
-}
-
-// SetAccessDenied makes every REST call answer 403 ACCESS_DENIED while on.
-func (p *Portal) SetAccessDenied(on bool) {
-	p.mu.Lock()
-	p.accessDenied = on
 	p.mu.Unlock()
 }
 
@@ -213,31 +225,6 @@ func (p *Portal) Workplaces() []Workplace {
 	return out
 }
 
-// apiError is an error answer.
-type apiError struct {
-	status int
-	code   string
-	desc   string
-}
-
-func (e *apiError) body() map[string]any {
-	return map[string]any{"error": e.code, "error_description": e.desc}
-}
-
-var (
-	errQueryLimit  = &apiError{http.StatusServiceUnavailable, "QUERY_LIMIT_EXCEEDED", "Too many requests"}
-	errOperating   = &apiError{http.StatusTooManyRequests, "OPERATION_TIME_LIMIT", "Method is blocked due to operation time limit"}
-	errNoAuth      = &apiError{http.StatusUnauthorized, "NO_AUTH_FOUND", "Wrong authorization data"}
-	errExpired     = &apiError{http.StatusUnauthorized, "expired_token", "The access token provided has expired."}
-	errInvalidTok  = &apiError{http.StatusUnauthorized, "invalid_token", "The access token provided is invalid."}
-	errAccess      = &apiError{http.StatusForbidden, "ACCESS_DENIED", "Access denied"}
-	errInternal    = &apiError{http.StatusInternalServerError, "INTERNAL_SERVER_ERROR", "Internal server error"}
-	errNotFound    = &apiError{http.StatusNotFound, "ERROR_METHOD_NOT_FOUND", "Method not found!"}
-	errBatchLength = &apiError{http.StatusBadRequest, "ERROR_BATCH_LENGTH_EXCEEDED", "Max batch length exceeded"}
-	errBatchNested = &apiError{http.StatusMethodNotAllowed, "ERROR_BATCH_METHOD_NOT_ALLOWED", "Method is not allowed for batch usage"}
-	errBadRequest  = &apiError{http.StatusBadRequest, "INVALID_REQUEST", "Request body cannot be decoded"}
-)
-
 // ServeHTTP routes /rest/..., /oauth/token/ and /_sim/....
 func (p *Portal) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	began := time.Now()
@@ -262,150 +249,6 @@ func (p *Portal) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		slog.Int("status", status), slog.Duration("latency", time.Since(began)))
 }
 
-// faultPlan is what the dice decided for one request.
-type faultPlan struct {
-	internal, badGateway, lost, slow, malformed bool
-	slowDelay                                   time.Duration
-}
-
-func (p *Portal) rollLocked() faultPlan {
-	f := p.faults
-	roll := func(rate float64, kind string) bool {
-		if rate <= 0 || p.rng.Float64() >= rate {
-			return false
-		}
-		p.stats.Faults[kind]++
-		return true
-	}
-	var fp faultPlan
-	if fp.internal = roll(f.ErrorRate, "error"); fp.internal {
-		return fp
-	}
-	if fp.badGateway = roll(f.BadGatewayRate, "bad_gateway"); fp.badGateway {
-		return fp
-	}
-	if fp.lost = roll(f.LostResponseRate, "lost_response"); fp.lost {
-		return fp
-	}
-	fp.slow = roll(f.SlowRate, "slow")
-	fp.slowDelay = f.SlowDelay
-	fp.malformed = roll(f.MalformedRate, "malformed")
-	return fp
-}
-
-// serveREST handles one REST call and returns what to log.
-func (p *Portal) serveREST(w http.ResponseWriter, r *http.Request) (method string, status int, outcome string) {
-	segs := strings.Split(strings.TrimPrefix(r.URL.Path, "/rest/"), "/")
-	var user, secret string
-	oauth := false
-	switch len(segs) {
-	case 1:
-		oauth = true
-		method = segs[0]
-	case 3:
-		user, secret, method = segs[0], segs[1], segs[2]
-	default:
-		return "", writeError(w, errNotFound), errNotFound.code
-	}
-	method = normMethod(method)
-
-	in, order, err := readParams(r)
-	if err != nil {
-		return method, writeError(w, errBadRequest), errBadRequest.code
-	}
-
-	p.mu.Lock()
-	now := p.cfg.Clock()
-	if !p.bucket.admit(now) {
-		p.stats.Rejected503++
-		p.countLocked(method, errQueryLimit.code)
-		p.mu.Unlock()
-		return method, writeError(w, errQueryLimit), errQueryLimit.code
-	}
-	p.stats.Requests++
-	p.times = append(p.times, now)
-	if len(p.times) > maxTimestamps {
-		p.times = append(p.times[:0], p.times[len(p.times)/2:]...)
-	}
-	if aerr := p.authLocked(oauth, user, secret, in, now); aerr != nil {
-		p.countLocked(method, aerr.code)
-		p.mu.Unlock()
-		return method, writeError(w, aerr), aerr.code
-	}
-	fp := p.rollLocked()
-	p.mu.Unlock()
-
-	switch {
-	case fp.internal:
-		return method, writeError(w, errInternal), errInternal.code
-	case fp.badGateway:
-		w.Header().Set("Content-Type", "text/html")
-		w.WriteHeader(http.StatusBadGateway)
-		_, _ = io.WriteString(w, "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>\n")
-		return method, http.StatusBadGateway, "bad_gateway"
-	}
-	if p.cfg.Latency > 0 {
-		sleepCtx(r.Context(), p.cfg.Latency)
-	}
-
-	p.mu.Lock()
-	var rep reply
-	if method == "batch" {
-		rep = p.batchLocked(in, order, p.cfg.Clock())
-	} else {
-		rep = p.singleLocked(method, in, p.cfg.Clock())
-	}
-	p.mu.Unlock()
-
-	if !rep.executed {
-		return method, writeJSON(w, rep.status, rep.body), rep.outcome
-	}
-	switch {
-	case fp.lost:
-		dropConnection(w)
-		return method, 0, "lost_response"
-	case fp.slow:
-		sleepCtx(r.Context(), fp.slowDelay)
-	}
-	if fp.malformed {
-		b, _ := json.Marshal(rep.body)
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write(b[:len(b)/2])
-		return method, http.StatusOK, "malformed"
-	}
-	return method, writeJSON(w, rep.status, rep.body), rep.outcome
-}
-
-// authLocked checks the webhook path or the OAuth token.
-func (p *Portal) authLocked(oauth bool, user, secret string, in params, now time.Time) *apiError {
-	if oauth {
-		v, _ := in["auth"]
-		tok := asString(v)
-		if tok == "" {
-			return errNoAuth
-		}
-		exp, ok := p.access[tok]
-		if !ok {
-			return errInvalidTok
-		}
-		if !now.Before(exp) {
-			return errExpired
-		}
-	} else {
-		okUser := user == strconv.Itoa(p.cfg.WebhookUserID)
-		okSecret := subtle.ConstantTimeCompare([]byte(secret), []byte(p.cfg.WebhookSecret)) == 1
-		if !okUser || !okSecret {
-			return errNoAuth
-		}
-	}
-	delete(in, "auth")
-	if p.accessDenied {
-		return errAccess
-	}
-	return nil
-}
-
 func (p *Portal) countLocked(method, outcome string) {
 	m := p.stats.Calls[method]
 	if m == nil {
@@ -413,76 +256,4 @@ func (p *Portal) countLocked(method, outcome string) {
 		p.stats.Calls[method] = m
 	}
 	m[outcome]++
-}
-
-// readParams merges the query string and the body (JSON or form).
-func readParams(r *http.Request) (params, []string, error) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
-	if err != nil {
-		return nil, nil, err
-	}
-	in, order, err := decodeForm(r.URL.RawQuery)
-	if err != nil {
-		return nil, nil, err
-	}
-	ct := r.Header.Get("Content-Type")
-	trimmed := bytes.TrimSpace(body)
-	var bp params
-	var border []string
-	if strings.Contains(ct, "json") || (!strings.Contains(ct, "form") && len(trimmed) > 0 && trimmed[0] == '{') {
-		bp, border, err = decodeJSON(body)
-	} else {
-		bp, border, err = decodeForm(string(body))
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	for k, v := range bp {
-		in[k] = v
-	}
-	if border != nil {
-		order = border
-	}
-	return in, order, nil
-}
-
-func normMethod(m string) string {
-	return strings.ToLower(strings.TrimSuffix(strings.TrimSpace(m), ".json"))
-}
-
-func writeError(w http.ResponseWriter, e *apiError) int {
-	return writeJSON(w, e.status, e.body())
-}
-
-func writeJSON(w http.ResponseWriter, status int, body any) int {
-	b, err := json.Marshal(body)
-	if err != nil {
-		status = http.StatusInternalServerError
-		b, _ = json.Marshal(errInternal.body())
-	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
-	return status
-}
-
-// dropConnection closes the connection without an answer, like a portal
-// whose response is lost after it did the work.
-func dropConnection(w http.ResponseWriter) {
-	if hj, ok := w.(http.Hijacker); ok {
-		if conn, _, err := hj.Hijack(); err == nil {
-			_ = conn.Close()
-			return
-		}
-	}
-	panic(http.ErrAbortHandler) // HTTP/2 and wrappers: abort the stream
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
 }

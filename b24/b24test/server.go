@@ -39,6 +39,7 @@ func NewServer(tb testing.TB, cfg Config) *Server {
 	p := New(cfg)
 	ts := httptest.NewServer(p)
 	tb.Cleanup(ts.Close)
+	tb.Cleanup(p.stop) // runs first: held requests must not keep Close waiting
 	return &Server{Portal: p, URL: ts.URL, ts: ts}
 }
 
@@ -78,8 +79,11 @@ func (s *Server) OAuthPortalURL() string { return s.URL + "/" }
 func (s *Server) TokenEndpoint() string { return s.URL + "/oauth/token/" }
 
 // Shutdown stops a server from Start gracefully, waiting for requests in
-// flight until ctx ends; later calls return the first result. On a NewServer server it closes it at once.
+// flight until ctx ends; later calls return the first result. On a
+// NewServer server it closes it at once. Requests held by the HoldRate
+// fault stop waiting and run at once.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.stop()
 	if s.ts != nil {
 		s.ts.Close()
 		return nil

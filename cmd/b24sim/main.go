@@ -34,6 +34,17 @@ func main() {
 	}
 }
 
+const usage = `Usage: b24sim [flags]
+
+Serves a simulated Bitrix24 portal: /rest/USER/SECRET/METHOD (webhook),
+/rest/METHOD with auth (OAuth), /oauth/token/, and the controls
+/_sim/{stats,departments,workplaces,faults,conditions,block,move} and
+/_sim/NAME?on=1 for every condition flag below (deleted, overload, ...).
+Zero values mean the documented default.
+
+Flags:
+`
+
 // usageError is a bad command line (exit code 2).
 type usageError struct{ error }
 
@@ -45,7 +56,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cfg b24test.Config
 	cfg.RegisterFlags(fs)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: b24sim [flags]\n\nServes a simulated Bitrix24 portal: /rest/USER/SECRET/METHOD (webhook),\n/rest/METHOD with auth (OAuth), /oauth/token/, and /_sim/{stats,departments,workplaces,faults,block}.\nZero values mean the documented default.\n\nFlags:\n")
+		fmt.Fprint(fs.Output(), usage)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

@@ -72,6 +72,71 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	}
 }
 
+// TestRunConditionAndFaultFlags: the portal starts in the conditions and
+// with the faults the flags name.
+func TestRunConditionAndFaultFlags(t *testing.T) {
+	t.Parallel()
+	webhook := startRun(t, "--webhook-revoked", "--head-error-rate", "1", "--hold-delay", "5ms")
+	post := func(body string) (int, string) {
+		resp, err := http.Post(webhook+"department.add", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if status, body := post(`{"NAME":"Sales","PARENT":1}`); status != 401 || !strings.Contains(body, "INVALID_CREDENTIALS") {
+		t.Errorf("--webhook-revoked: %d %s", status, body)
+	}
+	base, _, _ := strings.Cut(webhook, "/rest/")
+	resp, err := http.Post(base+"/_sim/webhook-revoked?on=0", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if status, body := post(`{"NAME":"Sales","PARENT":1,"UF_HEAD":7}`); status != 400 || !strings.Contains(body, "ERROR_CORE") {
+		t.Errorf("--head-error-rate 1: %d %s", status, body)
+	}
+	resp, err = http.Get(base + "/_sim/faults")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if b, _ := io.ReadAll(resp.Body); !strings.Contains(string(b), `"hold_delay":5000000`) {
+		t.Errorf("--hold-delay: faults %s", b)
+	}
+}
+
+// startRun runs the command with args on a free port until the test ends
+// and returns its webhook URL.
+func startRun(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	outR, outW := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, append([]string{"--listen", "127.0.0.1:0"}, args...), outW, io.Discard)
+		outW.Close()
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	line, err := bufio.NewReader(outR).ReadString('\n')
+	if err != nil {
+		t.Fatalf("read stdout: %v", err)
+	}
+	go io.Copy(io.Discard, outR)
+	webhook, ok := strings.CutPrefix(strings.TrimSpace(line), "B24_WEBHOOK_URL=")
+	if !ok {
+		t.Fatalf("first stdout line %q", line)
+	}
+	return webhook
+}
+
 func TestRunUsage(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -82,6 +147,8 @@ func TestRunUsage(t *testing.T) {
 		stderrs string
 	}{
 		{"help", []string{"--help"}, false, true, "-operating-window duration"},
+		{"help lists faults", []string{"--help"}, false, true, "-hold-delay duration"},
+		{"help lists conditions", []string{"--help"}, false, true, "-webhook-revoked"},
 		{"unknown flag", []string{"--nope"}, true, false, "flag provided but not defined"},
 		{"stray argument", []string{"extra"}, true, false, ""},
 		{"invalid config", []string{"--listen", "127.0.0.1:0", "--error-rate", "2"}, true, false, ""},
