@@ -3,6 +3,7 @@ package b24
 import (
 	"context"
 	"encoding/json"
+	"strings"
 )
 
 // AutomatedSolutionFields are the fields of crm.automatedsolution.add (a
@@ -57,7 +58,8 @@ func (c *Client) ListAutomatedSolutions(ctx context.Context, filter map[string]a
 }
 
 // FindAutomatedSolution looks up the workplace titled exactly title
-// (case-sensitive). With several matches the lowest ID wins.
+// (case-sensitive, spaces around it ignored). With several matches the
+// lowest ID wins.
 func (c *Client) FindAutomatedSolution(ctx context.Context, title string) (AutomatedSolution, bool, error) {
 	all, err := c.ListAutomatedSolutions(ctx, map[string]any{"title": title})
 	if err != nil {
@@ -66,7 +68,7 @@ func (c *Client) FindAutomatedSolution(ctx context.Context, title string) (Autom
 	var best AutomatedSolution
 	found := false
 	for _, s := range all {
-		if s.Title == title && (!found || s.ID < best.ID) {
+		if strings.TrimSpace(s.Title) == strings.TrimSpace(title) && (!found || s.ID < best.ID) {
 			best, found = s, true
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 )
 
 // DepartmentFields are the fields of department.add. Zero Parent, Sort and
@@ -63,7 +64,7 @@ func (c *Client) GetDepartments(ctx context.Context, filter map[string]any) ([]D
 }
 
 // FindDepartment looks up the department named exactly name (case-sensitive,
-// whole name) under parent (0: a top-level department). It asks the portal
+// whole name, spaces around it ignored: the portal trims names) under parent (0: a top-level department). It asks the portal
 // with NAME and PARENT, reads every page and compares the names itself,
 // because the portal matches NAME with LIKE (a name holding % or _ matches
 // others too, and case is ignored). With several exact matches the lowest ID
@@ -80,7 +81,7 @@ func (c *Client) FindDepartment(ctx context.Context, name string, parent int64) 
 	var best Department
 	found := false
 	for _, d := range all {
-		if d.Name != name || d.Parent != parent {
+		if strings.TrimSpace(d.Name) != strings.TrimSpace(name) || d.Parent != parent {
 			continue
 		}
 		if !found || d.ID < best.ID {

@@ -38,9 +38,9 @@ func (e *inflightError) Error() string {
 // reserveAfterInflight reserves like reserve, sleeping and asking again while
 // the method's calls in flight hold it back, up to limit (then a
 // *DelayError).
-func (l *Limiter) reserveAfterInflight(ctx context.Context, p *portalState, portal, method string, limit time.Time, cl *claims) (grant, error) {
+func (l *Limiter) reserveAfterInflight(ctx context.Context, p *portalState, portal, method string, limit time.Time, cl *claims, probe bool) (grant, error) {
 	for {
-		g, err := l.reserve(ctx, p, portal, method, time.Until(limit), cl)
+		g, err := l.reserve(ctx, p, portal, method, time.Until(limit), cl, probe)
 		var fl *inflightError
 		if !errors.As(err, &fl) {
 			return g, err
@@ -54,18 +54,25 @@ func (l *Limiter) reserveAfterInflight(ctx context.Context, p *portalState, port
 	}
 }
 
-func (l *Limiter) reserve(ctx context.Context, p *portalState, portal, method string, allowed time.Duration, cl *claims) (grant, error) {
+func (l *Limiter) reserve(ctx context.Context, p *portalState, portal, method string, allowed time.Duration, cl *claims, probe bool) (grant, error) {
 	c := p.cfg
 	maxDelay := max(allowed.Microseconds(), 0)
 	cctx, cancel := l.callCtx(ctx)
 	defer cancel()
-	ks := []string{l.keys.Bucket(portal), l.keys.Block(portal, method), l.keys.Report(portal, method)}
+	ks := []string{l.keys.Bucket(portal), l.keys.Block(portal, method), l.keys.Report(portal, method), l.keys.Unavailable(portal)}
 	args := []any{l.nowArg(), c.Rate, c.SharedBurst(), c.MinRate, maxDelay, c.Burst, idleTTL.Milliseconds(),
 		c.operatingThreshold().Microseconds(), inflightTTL.Microseconds()}
 	if cl == nil {
 		args = append(args, claimModeNone, 0)
 	} else {
 		args = append(args, cl.mode, max(cl.ttl.Milliseconds(), 1))
+	}
+	probeArg := 0
+	if probe {
+		probeArg = 1
+	}
+	args = append(args, probeArg, FirstProbeDelay.Microseconds(), MaxProbeDelay.Microseconds())
+	if cl != nil {
 		for _, cm := range cl.list {
 			ks = append(ks, cm.Key)
 			args = append(args, cm.Owner, cm.Token)
@@ -103,6 +110,9 @@ func (l *Limiter) reserve(ctx context.Context, p *portalState, portal, method st
 		return grant{}, errClaimNotFresh
 	case grantSuperseded:
 		return grant{}, &SupersededError{Portal: portal, Indexes: ans.superseded}
+	case grantUnavailable:
+		return grant{}, &UnavailableError{Portal: portal, Code: ans.code2, Description: ans.desc,
+			Until: time.UnixMicro(ans.val), Probe: ans.slot == 1}
 	default: // grantDelayed
 		return grant{}, &DelayError{Portal: portal, Delay: val}
 	}
@@ -118,6 +128,7 @@ type grantAnswer struct {
 	rate            float64
 	tracked         bool
 	superseded      []int // 0-based indexes of claims not the attempt's
+	code2, desc     string // an unavailable portal's code and description
 }
 
 func parseGrant(res []any) (grantAnswer, error) {
@@ -138,11 +149,15 @@ func parseGrant(res []any) (grantAnswer, error) {
 		return grantAnswer{}, fmt.Errorf("unexpected rate in script answer: %w", err)
 	}
 	ans := grantAnswer{code: code, val: val, slot: slot, rate: r, tracked: tracked == 1}
-	if list, ok := res[5].([]any); ok {
-		for _, v := range list {
-			if n, ok := v.(int64); ok {
-				ans.superseded = append(ans.superseded, int(n)-1)
-			}
+	list, _ := res[5].([]any)
+	if code == grantUnavailable && len(list) == 2 {
+		ans.code2, _ = list[0].(string)
+		ans.desc, _ = list[1].(string)
+		return ans, nil
+	}
+	for _, v := range list {
+		if n, ok := v.(int64); ok {
+			ans.superseded = append(ans.superseded, int(n)-1)
 		}
 	}
 	return ans, nil

@@ -233,7 +233,7 @@ func (l *Limiter) allowed(ctx context.Context) time.Duration {
 // If ctx is cancelled while sleeping for a reserved slot, Wait returns the
 // context's error and the slot is lost (it is not handed to someone else).
 func (l *Limiter) Wait(ctx context.Context, portal, method string) error {
-	return l.wait(ctx, portal, method, nil)
+	return l.wait(ctx, portal, method, nil, false)
 }
 
 // claims are the object claims (internal/claim) a grant takes or checks in
@@ -276,7 +276,7 @@ func (l *Limiter) WaitClaim(ctx context.Context, portal, method string, c claim.
 	if err := l.checkClaims(portal, cl); err != nil {
 		return claim.Taken{}, err
 	}
-	err := l.wait(ctx, portal, method, cl)
+	err := l.wait(ctx, portal, method, cl, false)
 	if errors.Is(err, errClaimNotFresh) {
 		return cl.taken, nil
 	}
@@ -293,7 +293,7 @@ func (l *Limiter) WaitChecked(ctx context.Context, portal, method string, cs []c
 	if err := l.checkClaims(portal, cl); err != nil {
 		return err
 	}
-	return l.wait(ctx, portal, method, cl)
+	return l.wait(ctx, portal, method, cl, false)
 }
 
 // checkClaims refuses claims outside the portal's hash slot.
@@ -309,7 +309,7 @@ func (l *Limiter) checkClaims(portal string, cl *claims) error {
 	return nil
 }
 
-func (l *Limiter) wait(ctx context.Context, portal, method string, cl *claims) error {
+func (l *Limiter) wait(ctx context.Context, portal, method string, cl *claims, probe bool) error {
 	start := time.Now()
 	p, err := l.state(portal)
 	if err != nil {
@@ -340,7 +340,7 @@ func (l *Limiter) wait(ctx context.Context, portal, method string, cl *claims) e
 	// Looked up before reserving, so that a cooldown announced while the
 	// script runs is seen below.
 	pz := l.pauseOf(portal)
-	g, err := l.reserveAfterInflight(ctx, p, portal, method, limit, cl)
+	g, err := l.reserveAfterInflight(ctx, p, portal, method, limit, cl, probe)
 	if err != nil {
 		res.Cancel() // gives the local token back if it is still in the future
 		return err
@@ -357,7 +357,7 @@ func (l *Limiter) wait(ctx context.Context, portal, method string, cl *claims) e
 		if until > g.slot {
 			// A 503's cooldown covers the slot: queue again behind it. The
 			// slot given up is lost; the bucket has already moved past it.
-			if g, err = l.reserveAfterInflight(ctx, p, portal, method, limit, cl); err != nil {
+			if g, err = l.reserveAfterInflight(ctx, p, portal, method, limit, cl, probe); err != nil {
 				return err
 			}
 			at = time.Now().Add(g.delay)
@@ -408,7 +408,7 @@ func (l *Limiter) Reserve(ctx context.Context, portal, method string) (time.Dura
 	if err != nil {
 		return 0, err
 	}
-	g, err := l.reserve(ctx, p, portal, method, l.allowed(ctx), nil)
+	g, err := l.reserve(ctx, p, portal, method, l.allowed(ctx), nil, false)
 	if fl, ok := errors.AsType[*inflightError](err); ok {
 		return 0, &DelayError{Portal: portal, Delay: fl.wait}
 	}

@@ -73,6 +73,8 @@ const (
 	// not reserved: claims to check are not the attempt's (their 1-based
 	// indexes in the answer's last element)
 	grantSuperseded = 5
+	// not reserved: the portal is unavailable (see unavailable.go)
+	grantUnavailable = 6
 )
 
 // grantCodes defines grantScript's answer codes as Lua locals.
@@ -83,6 +85,7 @@ var grantCodes = luaConsts(
 	luaConst{"INFLIGHT", grantInflight},
 	luaConst{"CLAIMED", grantClaimed},
 	luaConst{"SUPERSEDED", grantSuperseded},
+	luaConst{"UNAVAILABLE", grantUnavailable},
 	luaConst{"CLAIM_MODE_TAKE", claimModeTake},
 	luaConst{"CLAIM_MODE_CHECK", claimModeCheck},
 )
@@ -111,7 +114,8 @@ func luaConsts(cs ...luaConst) string {
 // KEYS[1] -> PREFIX:{PORTAL}:bucket (keys.Bucket)
 // KEYS[2] -> PREFIX:{PORTAL}:block:METHOD (keys.Block)
 // KEYS[3] -> PREFIX:{PORTAL}:op:METHOD (keys.Report)
-// KEYS[4..] -> optional: object claims (internal/claim) to take or check
+// KEYS[4] -> PREFIX:{PORTAL}:unavailable (keys.Unavailable)
+// KEYS[5..] -> optional: object claims (internal/claim) to take or check
 // with the grant, keys with the {PORTAL} tag (keys.Space.Object)
 // --
 // ARGV[1] -> now, µs (0: the Redis server's clock)
@@ -123,10 +127,14 @@ func luaConsts(cs ...luaConst) string {
 // ARGV[7] -> idle TTL of the bucket, ms
 // ARGV[8] -> operating threshold, µs
 // ARGV[9] -> in-flight TTL, µs
-// ARGV[10] -> claim mode: 0 none, CLAIM_MODE_TAKE (KEYS[4] only),
+// ARGV[10] -> claim mode: 0 none, CLAIM_MODE_TAKE (KEYS[5] only),
 // CLAIM_MODE_CHECK (every claim)
 // ARGV[11] -> claim TTL, ms
-// ARGV[12..] -> owner and token of each claim, in KEYS order
+// ARGV[12] -> 1: a probe of an unavailable portal (granted regardless); 0:
+// refused while the portal is unavailable
+// ARGV[13] -> first probe delay, µs
+// ARGV[14] -> longest probe delay, µs
+// ARGV[15..] -> owner and token of each claim, in KEYS order
 //
 // Output: {code, value, rate, slot, tracked, extra}, rate as a string:
 // {GRANTED, delay µs, rate, slot µs, tracked, 0}: granted; slot = now +
@@ -141,6 +149,10 @@ func luaConsts(cs ...luaConst) string {
 // claim to take was not fresh (taken over if Resumed or Look)
 // {SUPERSEDED, 0, rate, 0, tracked, {indexes}}: not reserved, the claims at
 // those 1-based indexes are not the attempt's any more
+// {UNAVAILABLE, next probe µs, rate, probe, 0, {code, description}}: not
+// reserved, the portal is unavailable; probe is 1 when this caller is the
+// one to probe it now (the next probe is then pushed back, doubling up to
+// ARGV[14])
 // tracked is 1 when the method has a report hash.
 var grantScript = redis.NewScript(grantLua)
 
@@ -154,6 +166,23 @@ local step = tonumber(ARGV[6])
 local idle = tonumber(ARGV[7])
 local threshold = tonumber(ARGV[8])
 local flttl = tonumber(ARGV[9])
+
+if ARGV[12] == '0' then
+  local u = redis.call('HMGET', KEYS[4], 'code', 'next', 'probes', 'desc')
+  if u[1] then
+    local nxt = tonumber(u[2] or '') or 0
+    local probe = 0
+    if nxt <= now then
+      local n = tonumber(u[3] or '') or 0
+      local d = tonumber(ARGV[13]) * 2 ^ (n + 1)
+      if d > tonumber(ARGV[14]) then d = tonumber(ARGV[14]) end
+      nxt = now + d
+      redis.call('HSET', KEYS[4], 'next', fmt(nxt), 'probes', n + 1)
+      probe = 1
+    end
+    return {UNAVAILABLE, nxt, tostring(cfg), probe, 0, {u[1], u[4] or ''}}
+  end
+end
 
 local blocked = redis.call('GET', KEYS[2])
 if blocked then
@@ -198,14 +227,14 @@ if maxd >= 0 and delay > maxd then
 end
 local mode = tonumber(ARGV[10])
 if mode == CLAIM_MODE_TAKE then
-  local st, at = claim_take(KEYS[4], ARGV[12], ARGV[13], now + delay, tonumber(ARGV[11]))
+  local st, at = claim_take(KEYS[5], ARGV[15], ARGV[16], now + delay, tonumber(ARGV[11]))
   if st ~= CLAIM_FRESH then return {CLAIMED, at, tostring(r), st, tracked, 0} end
 elseif mode == CLAIM_MODE_CHECK then
   local bad = {}
-  for i = 4, #KEYS do
-    local j = 12 + 2 * (i - 4)
+  for i = 5, #KEYS do
+    local j = 15 + 2 * (i - 5)
     if claim_check(KEYS[i], ARGV[j], ARGV[j + 1], now + delay, tonumber(ARGV[11])) ~= CLAIM_OURS then
-      bad[#bad + 1] = i - 3
+      bad[#bad + 1] = i - 4
     end
   end
   if #bad > 0 then return {SUPERSEDED, 0, tostring(r), 0, tracked, bad} end

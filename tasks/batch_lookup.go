@@ -8,20 +8,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 
 	"github.com/b24queue/b24queue/b24"
 )
-
-// listPage is the page size of Bitrix24 list methods: a page this long may
-// have a next one.
-const listPage = 50
 
 // lookupQuery is one list command and the items its answer may contain.
 type lookupQuery struct {
 	method string
 	filter map[string]any
-	// paged queries (department.get by PARENT) are continued while a page
-	// comes back full.
+	// paged queries are continued while the portal answers a next page
+	// (a NAME with % or _ is a LIKE pattern that may match many pages).
 	paged bool
 	start int
 	items []*batchItem
@@ -48,8 +45,21 @@ func (q *lookupQuery) command(key string) b24.BatchCommand {
 // crm.automatedsolution.list per title (the portal filters title exactly).
 // A single item is looked up with the plain Find call.
 func (r *batchRun) lookup(ctx context.Context, todo []*batchItem) ([]*batchItem, error) {
+	todo, alone := splitFilteredReferences(todo)
+	var missing []*batchItem
+	for _, it := range alone {
+		rest, err := r.lookupOne(ctx, it)
+		if err != nil {
+			return nil, err
+		}
+		missing = append(missing, rest...)
+	}
 	if len(todo) == 1 {
-		return r.lookupOne(ctx, todo[0])
+		rest, err := r.lookupOne(ctx, todo[0])
+		return append(missing, rest...), err
+	}
+	if len(todo) == 0 {
+		return missing, nil
 	}
 	queries := lookupQueries(todo)
 	found := map[*batchItem]int64{}
@@ -63,7 +73,7 @@ func (r *batchRun) lookup(ctx context.Context, todo []*batchItem) ([]*batchItem,
 		}
 		pending = append(rest, next...)
 	}
-	out := todo[:0:0]
+	out := missing
 	for _, q := range queries {
 		for _, it := range q.items {
 			switch id, ok := found[it]; {
@@ -87,10 +97,10 @@ func lookupQueries(todo []*batchItem) []*lookupQuery {
 		switch {
 		case it.method == methodWorkplaceAdd:
 			queries = append(queries, &lookupQuery{method: b24.MethodAutomatedSolutionList,
-				filter: map[string]any{"title": it.wp.Title}, items: []*batchItem{it}})
+				filter: map[string]any{"title": it.wp.Title}, items: []*batchItem{it}, paged: true})
 		case it.dept.Parent == 0:
 			queries = append(queries, &lookupQuery{method: b24.MethodDepartmentGet,
-				filter: map[string]any{"NAME": it.dept.Name}, items: []*batchItem{it}})
+				filter: map[string]any{"NAME": it.dept.Name}, items: []*batchItem{it}, paged: true})
 		default:
 			q, ok := byParent[it.dept.Parent]
 			if !ok {
@@ -122,13 +132,14 @@ func (r *batchRun) lookupRound(ctx context.Context, round []*lookupQuery, found 
 			q.failed = true
 			continue
 		}
-		n, derr := q.match(raw, found)
-		if derr != nil {
+		if _, derr := q.match(raw, found); derr != nil {
 			q.failed = true
 			continue
 		}
-		if q.paged && n >= listPage {
-			q.start += n
+		// The portal reads the offset from `start` and answers page 1 again
+		// past the end: continue only while it says there is a next page.
+		if start, more := res.NextStart(cmdKey(i)); q.paged && more && start > q.start {
+			q.start = start
 			next = append(next, q)
 		}
 	}
@@ -151,7 +162,7 @@ func (q *lookupQuery) match(raw json.RawMessage, found map[*batchItem]int64) (in
 		}
 		for _, s := range list {
 			for _, it := range q.items {
-				if s.Title == it.wp.Title {
+				if sameName(s.Title, it.wp.Title) {
 					keep(it, s.ID)
 				}
 			}
@@ -164,7 +175,7 @@ func (q *lookupQuery) match(raw json.RawMessage, found map[*batchItem]int64) (in
 	}
 	for _, d := range list {
 		for _, it := range q.items {
-			if d.Name == it.dept.Name && d.Parent == it.dept.Parent {
+			if sameName(d.Name, it.dept.Name) && d.Parent == it.dept.Parent {
 				keep(it, d.ID)
 			}
 		}
@@ -194,4 +205,25 @@ func (r *batchRun) lookupOne(ctx context.Context, it *batchItem) ([]*batchItem, 
 		return nil, nil
 	}
 	return []*batchItem{it}, nil
+}
+
+// sameName reports whether a name the portal holds is the item's: exactly,
+// but for the spaces around it (the portal trims names on save).
+func sameName(held, want string) bool { return strings.TrimSpace(held) == strings.TrimSpace(want) }
+
+// splitFilteredReferences separates the items whose lookup would filter by
+// a value the portal's batch takes for a reference (a title or top-level
+// NAME holding "$result[...]"): they are looked up by plain call. Items
+// looked up by PARENT are compared here, so their names never travel.
+func splitFilteredReferences(items []*batchItem) (batched, alone []*batchItem) {
+	batched = items[:0:0]
+	for _, it := range items {
+		filtered := it.method == methodWorkplaceAdd || it.dept.Parent == 0
+		if filtered && b24.HasBatchReference(it.name()) {
+			alone = append(alone, it)
+		} else {
+			batched = append(batched, it)
+		}
+	}
+	return batched, alone
 }

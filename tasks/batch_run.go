@@ -304,17 +304,25 @@ func (r *batchRun) settleClaims(ctx context.Context, items []*batchItem) {
 	r.h.settle(ctx, ss...)
 }
 
-// sendAll creates todo chunk by chunk. A failure of the first chunk's call
+// sendAll creates todo chunk by chunk (items with a batch reference pattern
+// in their name alone, by plain call). A failure of the first chunk's call
 // is returned (nothing was done: the task is retried or parked as a whole);
 // after that, the items not yet sent are put back one by one rather than
 // rerunning a half-done batch.
 func (r *batchRun) sendAll(ctx context.Context, todo []*batchItem, plain bool) error {
+	todo, alone := splitReferences(todo)
 	size := b24.MaxBatch
 	if plain {
 		size = 1
 	}
+	chunks := make([][]*batchItem, 0, len(todo)/size+len(alone)+1)
 	for start := 0; start < len(todo); start += size {
-		chunk := todo[start:min(start+size, len(todo))]
+		chunks = append(chunks, todo[start:min(start+size, len(todo))])
+	}
+	for _, it := range alone {
+		chunks = append(chunks, []*batchItem{it})
+	}
+	for n, chunk := range chunks {
 		var err error
 		if len(chunk) == 1 {
 			err = r.sendOne(ctx, chunk[0])
@@ -324,15 +332,32 @@ func (r *batchRun) sendAll(ctx context.Context, todo []*batchItem, plain bool) e
 		if err == nil {
 			continue
 		}
-		if start == 0 && r.recordErr == nil {
+		if n == 0 && r.recordErr == nil {
 			return err
 		}
-		for _, it := range todo[start:] {
-			r.record(r.apply(ctx, it, err))
+		for _, rest := range chunks[n:] {
+			for _, it := range rest {
+				r.record(r.apply(ctx, it, err))
+			}
 		}
 		return nil
 	}
 	return nil
+}
+
+// splitReferences separates the items whose values the portal's batch would
+// take for references to other commands ("Team $result[c0]" is created as
+// "Team 2"): they go by single call, where nothing is substituted.
+func splitReferences(items []*batchItem) (batched, alone []*batchItem) {
+	batched = items[:0:0]
+	for _, it := range items {
+		if b24.HasBatchReference(it.name()) {
+			alone = append(alone, it)
+		} else {
+			batched = append(batched, it)
+		}
+	}
+	return batched, alone
 }
 
 // prepare decodes the items, fails the ones that cannot be used, claims

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -317,10 +318,22 @@ func TestBatchPartialFailure(t *testing.T) {
 // A batch task that fails for good fails each of its items with the reason.
 func TestBatchFinalFailureFailsItems(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	// A front that refuses every batch request for good (an unknown code
+	// below 500 is permanent), as a proxy in front of the portal might.
+	b := setup(t, func(c *setupConfig) {
+		c.front = func(next http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if strings.HasSuffix(r.URL.Path, "/batch") {
+					w.WriteHeader(http.StatusBadRequest)
+					_, _ = w.Write([]byte(`{"error":"WRONG_ENCODING","error_description":"Request is not in UTF-8"}`))
+					return
+				}
+				next.ServeHTTP(w, r)
+			})
+		}
+	})
 	bs := withBatch(t, b)
 	bs.startBatch(t, BatchServerConfig(true), 1)
-	b.sim.SetAccessDenied(true) // ACCESS_DENIED for the whole call: permanent
 	f := &importer.File{Departments: []importer.Department{
 		{Key: "a", Name: "A", ParentID: pid(1)},
 		{Key: "b", Name: "B", ParentID: pid(1)},
@@ -331,7 +344,7 @@ func TestBatchFinalFailureFailsItems(t *testing.T) {
 		t.Fatalf("counts %+v, failed %v", st.Counts, st.Failed)
 	}
 	for _, k := range []string{"a", "b"} {
-		if r := st.Failed[k]; !strings.HasPrefix(r, "batch failed: ") || !strings.Contains(r, "ACCESS_DENIED") {
+		if r := st.Failed[k]; !strings.HasPrefix(r, "batch failed: ") || !strings.Contains(r, "WRONG_ENCODING") {
 			t.Errorf("reason of %s = %q", k, r)
 		}
 	}

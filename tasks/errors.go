@@ -27,7 +27,12 @@ package tasks
 //   - A command of an answered batch that failed transiently: the item goes
 //     back into its ordinary group (the portal reported the command did no
 //     work: no lookup needed), counted against maxItemRequeues.
-//   - Permanent errors (bad input, access, plan caps, unknown codes): no
+//   - A portal-level error (a revoked credential, a deleted, moved or
+//     blocked portal, a refused token refresh), or the limiter refusing an
+//     unavailable portal: park until the portal's next probe (probe.go);
+//     never a failure, whatever the retry count. The first task back after
+//     that time probes, and a success resumes the whole fleet.
+//   - Permanent errors (bad input, plan caps, unknown codes): no
 //     retry (asynq.SkipRetry); the Bitrix24 code and description stay in the
 //     task's last error and in the import status.
 //   - Everything else (network errors before sending, auth after a failed
@@ -114,9 +119,13 @@ func (h *Handler) decide(ctx context.Context, portal string, err error) decision
 	var parked *ParkError
 	var blocked *limiter.BlockedError
 	var delay *limiter.DelayError
+	var down *limiter.UnavailableError
 	switch {
 	case errors.As(err, &perm):
 		return decision{verdict: fail, err: err}
+	case errors.As(err, &down):
+		return decision{verdict: park, until: down.Until, err: err,
+			reason: fmt.Sprintf("portal %s unavailable: %s (next check %s)", portal, down.Code, down.Until.UTC().Format(time.RFC3339))}
 	case errors.As(err, &parked):
 		return decision{verdict: park, until: parked.Until, reason: parked.Reason, err: err}
 	case errors.As(err, &blocked):
@@ -130,6 +139,13 @@ func (h *Handler) decide(ctx context.Context, portal string, err error) decision
 		return decision{verdict: park, until: now.Add(RateLimitPark), reason: "the portal answered QUERY_LIMIT_EXCEEDED", err: err}
 	case b24.MethodBlocked:
 		return decision{verdict: park, until: h.blockedUntil(ctx, portal, err), reason: "the portal answered OPERATION_TIME_LIMIT", err: err}
+	case b24.PortalUnavailable:
+		code := "portal-level error"
+		if e, ok := errors.AsType[*b24.Error](err); ok {
+			code = e.Code
+		}
+		return decision{verdict: park, until: now.Add(limiter.FirstProbeDelay), err: err,
+			reason: fmt.Sprintf("portal %s unavailable: %s", portal, code)}
 	case b24.Permanent:
 		return decision{verdict: fail, err: &PermanentError{Err: err}}
 	}
@@ -198,6 +214,7 @@ func (h *Handler) mapErrors(next asynq.Handler) asynq.Handler {
 			return nil
 		}
 		ref := refOf(t)
+		err = h.probeIfDue(ctx, ref.Portal, err)
 		d := h.decide(ctx, ref.Portal, err)
 		err = d.taskError()
 		logOutcome(ctx, d.outcome())

@@ -11,6 +11,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/b24queue/b24queue/b24"
+	"github.com/b24queue/b24queue/b24/b24test"
 	"github.com/b24queue/b24queue/limiter"
 )
 
@@ -28,9 +29,14 @@ func TestClassifyMapsEveryClassToQueueBehaviour(t *testing.T) {
 		{"operation time limit", &b24.Error{Code: "OPERATION_TIME_LIMIT", HTTPStatus: 429, Method: "department.add"}, true, false},
 		{"limiter block", fmt.Errorf("pacer: %w", &limiter.BlockedError{Portal: "p", Method: "department.add", Until: until}), true, false},
 		{"limiter delay", &limiter.DelayError{Portal: "p", Delay: 40 * time.Second}, true, false},
-		{"core error", &b24.Error{Code: "ERROR_CORE", Description: "bad parent", HTTPStatus: 400, Method: "department.add"}, false, true},
+		{"core validation error", &b24.Error{Code: "ERROR_CORE", Description: b24test.DescNoParent, HTTPStatus: 400, Method: "department.add"}, false, true},
+		// Saved, then setting the head failed: look up, never fail.
+		{"core error after save", &b24.Error{Code: "ERROR_CORE", Description: b24test.DescHeadFailed, HTTPStatus: 400, Method: "department.add"}, false, false},
 		{"plan cap", &b24.Error{Code: "LIMIT_EXCEEDED", HTTPStatus: 400}, false, true},
-		{"no auth", &b24.Error{Code: "NO_AUTH_FOUND", HTTPStatus: 401}, false, true},
+		// The credential, not the item: park until the portal is probed.
+		{"no auth", &b24.Error{Code: "NO_AUTH_FOUND", HTTPStatus: 401}, true, false},
+		{"portal moved", &b24.Error{Code: b24.CodePortalMoved, HTTPStatus: 302}, true, false},
+		{"limiter: portal unavailable", &limiter.UnavailableError{Portal: "p", Code: "INVALID_CREDENTIALS", Until: until}, true, false},
 		{"unknown code", &b24.Error{Code: "SOMETHING_NEW", HTTPStatus: 400}, false, true},
 		{"internal error", &b24.Error{Code: "INTERNAL_SERVER_ERROR", HTTPStatus: 500}, false, false},
 		{"transport", &b24.TransportError{Method: "department.add", Err: errors.New("EOF"), Ambiguous: true}, false, false},
@@ -58,7 +64,7 @@ func TestClassifyMapsEveryClassToQueueBehaviour(t *testing.T) {
 
 func TestPermanentErrorKeepsCodeAndDescription(t *testing.T) {
 	t.Parallel()
-	cause := &b24.Error{Code: "ERROR_CORE", Description: "Parent department not found", HTTPStatus: 400, Method: "department.add"}
+	cause := &b24.Error{Code: "ERROR_CORE", Description: b24test.DescNoParent, HTTPStatus: 400, Method: "department.add"}
 	err := (&Handler{}).decide(context.Background(), "p", cause).taskError()
 	for _, want := range []string{"ERROR_CORE", "Parent department not found"} {
 		if !contains(err.Error(), want) {

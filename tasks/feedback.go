@@ -20,7 +20,11 @@ import (
 //   - OPERATION_TIME_LIMIT of a whole request: limiter.Block for the method
 //     (a refused batch command is blocked by decide, see blockedUntil);
 //   - a success: the method's operating time (and each batch command's),
-//     which blocks the method before the portal answers 429.
+//     which blocks the method before the portal answers 429;
+//   - a portal-level error (a revoked credential, a deleted or moved
+//     portal, a refused token refresh...): limiter.MarkUnavailable, which
+//     parks every task of the portal fleet-wide until a probe succeeds or
+//     an operator resumes it (see probe.go).
 func (p *Portal) observe(info b24.CallInfo) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -32,6 +36,8 @@ func (p *Portal) observe(info b24.CallInfo) {
 		err = p.limiter.Throttled(ctx, p.Name)
 	case b24.MethodBlocked:
 		err = p.limiter.Block(ctx, p.Name, info.Method, time.Time{})
+	case b24.PortalUnavailable:
+		err = p.markUnavailable(ctx, info.Method, info.Err)
 	case b24.OK:
 		err = p.observeOperating(ctx, info.Method, info.Time)
 	}
@@ -61,4 +67,19 @@ func (p *Portal) observeOperating(ctx context.Context, method string, t b24.Time
 	}
 	return p.limiter.ObserveCall(ctx, p.Name, method, limiter.Report{Operating: operating, ResetAt: t.ResetAt(),
 		Processing: time.Duration(t.Processing * float64(time.Second))})
+}
+
+// markUnavailable records that the portal is unusable because of err, and
+// logs each change of that state once (at ERROR, with what to fix).
+func (p *Portal) markUnavailable(ctx context.Context, method string, err error) error {
+	code, desc := "UNKNOWN", err.Error()
+	if e, ok := errors.AsType[*b24.Error](err); ok {
+		code, desc = e.Code, e.Description
+	}
+	changed, merr := p.limiter.MarkUnavailable(ctx, p.Name, method, code, desc)
+	if merr == nil && changed {
+		p.logger.Error("portal unavailable: its tasks wait until a probe succeeds or an operator resumes it",
+			"portal", p.Name, "code", code, "description", desc, "method", method, "fix", FixFor(code))
+	}
+	return merr
 }

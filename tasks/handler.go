@@ -37,6 +37,9 @@ type Handler struct {
 	logger  *slog.Logger
 	metrics *Metrics
 	clock   clock
+	// inspector, when set, wakes a portal's parked tasks once it is
+	// available again.
+	inspector *asynq.Inspector
 	// maxRequeues is maxItemRequeues (tests lower it).
 	maxRequeues int
 }
@@ -52,6 +55,9 @@ type HandlerConfig struct {
 	// Now is the clock of park times and requeues (default time.Now): tests
 	// inject one.
 	Now func() time.Time
+	// Inspector, optional, wakes a portal's parked tasks once a probe found
+	// it available again (without it they come back at their own time).
+	Inspector *asynq.Inspector
 }
 
 // NewHandler returns a Handler for cfg.
@@ -70,6 +76,7 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 		metrics: cfg.Metrics,
 		clock:   clock{nowFn: cfg.Now},
 
+		inspector:   cfg.Inspector,
 		maxRequeues: maxItemRequeues,
 	}
 	if h.logger == nil {

@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,6 +51,8 @@ type setupConfig struct {
 	// limits of the limiter; by default a little below the simulator's so
 	// that the tests do not run into 503s.
 	limits limiter.Config
+	// front, when set, stands between the workers and the simulator.
+	front func(http.Handler) http.Handler
 }
 
 // setup builds a bundle; cfg may adjust the defaults (Rate 50, Burst 50 in
@@ -86,7 +91,13 @@ func setup(t testing.TB, cfg ...func(*setupConfig)) *bundle {
 	b.limiter = limiter.New(rdb, sc.limits, limiter.WithPrefix(b.prefix+":lim"), limiter.WithLogger(b.logger))
 	b.claims = NewClaims(rdb, b.prefix, testRequestCap)
 	var err error
-	b.b24portal, err = NewPortal(PortalConfig{Name: b.portal, WebhookURL: b.sim.WebhookURL(), Limits: sc.limits, Timeout: 10 * time.Second},
+	webhook := b.sim.WebhookURL()
+	if sc.front != nil {
+		ts := httptest.NewServer(sc.front(b.sim.Portal))
+		t.Cleanup(ts.Close)
+		webhook = strings.Replace(webhook, b.sim.URL, ts.URL, 1)
+	}
+	b.b24portal, err = NewPortal(PortalConfig{Name: b.portal, WebhookURL: webhook, Limits: sc.limits, Timeout: 10 * time.Second},
 		b.limiter, nil, nil, b.logger)
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"github.com/b24queue/b24queue/b24/b24test"
 	"github.com/b24queue/b24queue/internal/testutil"
 	"github.com/b24queue/b24queue/limiter"
+	"github.com/hibiken/asynq"
 )
 
 // Three worker servers (concurrency 10 each, own limiter instances) drain 300
@@ -265,7 +266,7 @@ func TestPermanentErrorsAreArchivedAfterOneCall(t *testing.T) {
 			t.Errorf("crm.automatedsolution.add answered LIMIT_EXCEEDED %d times, want 1", got)
 		}
 	})
-	t.Run("wrong webhook secret", func(t *testing.T) {
+	t.Run("wrong webhook secret parks the portal, fails nothing", func(t *testing.T) {
 		t.Parallel()
 		const wrong = "wrong-secret-0123456789"
 		f := startFleet(t, fleetConfig{
@@ -277,13 +278,17 @@ func TestPermanentErrorsAreArchivedAfterOneCall(t *testing.T) {
 			},
 		})
 		id := f.department(t, "Sales", 1)
-		f.drain(t, 1, 20*time.Second)
-		last := checkArchived(t, f, map[string]string{id: "NO_AUTH_FOUND"})
-		if strings.Contains(last[id], wrong) {
-			t.Errorf("last error %q contains the webhook secret", last[id])
+		var info *asynq.TaskInfo
+		testutil.WaitFor(t, 10*time.Second, "the task parked", func() (bool, string) {
+			var err error
+			info, err = f.inspector.GetTaskInfo(QueueName(f.portal), id)
+			return err == nil && info.State == asynq.TaskStateRetry && strings.Contains(info.LastErr, "unavailable"), fmt.Sprintf("%+v %v", info, err)
+		})
+		if info.Retried != 0 || strings.Contains(info.LastErr, wrong) {
+			t.Errorf("parked task: retried %d (parking is no failure), last error %q (must not hold the secret)", info.Retried, info.LastErr)
 		}
 		if got := f.sim.Stats().Calls["department.add"]["NO_AUTH_FOUND"]; got != 1 {
-			t.Errorf("NO_AUTH_FOUND answered %d times, want 1", got)
+			t.Errorf("NO_AUTH_FOUND answered %d times, want 1: the whole portal waits for its probe", got)
 		}
 	})
 	t.Run("empty name never reaches the portal", func(t *testing.T) {

@@ -15,6 +15,7 @@
 //	PREFIX:{PORTAL}:throttled         limiter: pub/sub channel of 503 cooldowns (holds nothing)
 //	PREFIX:{PORTAL}:claim:TASK_ID     tasks: which batch holds an import item
 //	PREFIX:{PORTAL}:obj:KIND:HASH     tasks: who is creating an object (internal/claim)
+//	PREFIX:{PORTAL}:unavailable       limiter: why the portal is unavailable, since when, next probe
 //	PREFIX:{PORTAL}:oauth             worker: the portal's OAuth token pair (the only key with secrets)
 //	PREFIX:imp:{ID}:meta|spec|...     import state, see Import
 //
@@ -68,6 +69,10 @@ func (s Space) Block(portal, method string) string { return s.portal(portal, "bl
 
 // Report is method's last operating report on a portal and its calls in flight.
 func (s Space) Report(portal, method string) string { return s.portal(portal, "op", method) }
+
+// Unavailable holds why a portal is unavailable (a revoked credential, a
+// deleted or moved portal, ...), since when, and when to probe it next.
+func (s Space) Unavailable(portal string) string { return s.portal(portal, "unavailable") }
 
 // Throttled is the pub/sub channel of a portal's 503 cooldowns.
 func (s Space) Throttled(portal string) string { return s.portal(portal, "throttled") }

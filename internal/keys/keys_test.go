@@ -26,6 +26,7 @@ func TestLayout(t *testing.T) {
 		{s.Object("acme", "d", "1\x00sales"), "pfx:{acme}:obj:d:" + fmt.Sprintf("%x", sha256.Sum256([]byte("1\x00sales")))[:32]},
 		{s.Claim("acme", "t1"), "pfx:{acme}:claim:t1"},
 		{s.OAuth("acme"), "pfx:{acme}:oauth"},
+		{s.Unavailable("acme"), "pfx:{acme}:unavailable"},
 		{s.PortalPattern("acme"), "pfx:{acme}:*"},
 		{Space{}.Bucket("acme"), "b24q:{acme}:bucket"},
 	}

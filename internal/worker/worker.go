@@ -238,10 +238,11 @@ func (w *Worker) build(connOpt asynq.RedisConnOpt, o options) error {
 		names = append(names, p.Name)
 	}
 	hc := tasks.HandlerConfig{
-		Portals: w.portals,
-		Claims:  tasks.NewClaims(w.rdb, o.prefix, claimsOptions(w.cfg.Redis)...),
-		Logger:  w.logger,
-		Metrics: m,
+		Portals:   w.portals,
+		Claims:    tasks.NewClaims(w.rdb, o.prefix, claimsOptions(w.cfg.Redis)...),
+		Logger:    w.logger,
+		Metrics:   m,
+		Inspector: asynq.NewInspectorFromRedisClient(w.rdb),
 	}
 	// The import engine shares the worker's Redis connection: the same
 	// connection kind (single, Sentinel, Cluster) for the queue, the limiter
