@@ -127,7 +127,7 @@ type grantAnswer struct {
 	code, val, slot int64
 	rate            float64
 	tracked         bool
-	superseded      []int // 0-based indexes of claims not the attempt's
+	superseded      []int  // 0-based indexes of claims not the attempt's
 	code2, desc     string // an unavailable portal's code and description
 }
 
