@@ -71,7 +71,7 @@ func (l *Limiter) reserve(ctx context.Context, p *portalState, portal, method st
 	if probe {
 		probeArg = 1
 	}
-	args = append(args, probeArg, FirstProbeDelay.Microseconds(), MaxProbeDelay.Microseconds())
+	args = append(args, probeArg, l.probeFirst.Microseconds(), l.probeMax.Microseconds())
 	if cl != nil {
 		for _, cm := range cl.list {
 			ks = append(ks, cm.Key)

@@ -50,6 +50,9 @@ type Limiter struct {
 	callTO  time.Duration
 	log     *slog.Logger
 	metrics Metrics
+	// probeFirst and probeMax are the probe delays of an unavailable
+	// portal (WithProbeDelays).
+	probeFirst, probeMax time.Duration
 
 	mu      sync.Mutex
 	portals map[string]*portalState
@@ -118,7 +121,10 @@ func New(rdb redis.UniversalClient, def Config, opts ...Option) *Limiter {
 		keys:    keys.New(DefaultPrefix),
 		maxWait: DefaultMaxWait,
 		portals: make(map[string]*portalState),
-		pauses:  make(map[string]*pauseState),
+
+		probeFirst: FirstProbeDelay,
+		probeMax:   MaxProbeDelay,
+		pauses:     make(map[string]*pauseState),
 	}
 	for _, o := range opts {
 		o(l)

@@ -28,11 +28,31 @@ import (
 	"github.com/b24queue/b24queue/internal/keys"
 )
 
-// Probe delays of an unavailable portal.
+// Probe delays of an unavailable portal, unless WithProbeDelays says
+// otherwise.
 const (
 	FirstProbeDelay = 10 * time.Second
 	MaxProbeDelay   = 5 * time.Minute
 )
+
+// WithProbeDelays sets when an unavailable portal is first probed and the
+// longest pause between probes (defaults FirstProbeDelay, MaxProbeDelay).
+// Tests with a scaled-down portal shorten them. Non-positive values keep the
+// defaults.
+func WithProbeDelays(first, longest time.Duration) Option {
+	return func(l *Limiter) {
+		if first > 0 {
+			l.probeFirst = first
+		}
+		if longest > 0 {
+			l.probeMax = longest
+		}
+	}
+}
+
+// FirstProbe is how long after a portal became unavailable it is first
+// probed.
+func (l *Limiter) FirstProbe() time.Duration { return l.probeFirst }
 
 // Unavailability is why a portal is unavailable.
 type Unavailability struct {
@@ -101,7 +121,7 @@ func (l *Limiter) MarkUnavailable(ctx context.Context, portal, method, code, des
 	cctx, cancel := l.callCtx(ctx)
 	defer cancel()
 	n, err := markScript.Run(cctx, l.rdb, []string{l.keys.Unavailable(portal)},
-		l.nowArg(), code, desc, method, FirstProbeDelay.Microseconds()).Int64()
+		l.nowArg(), code, desc, method, l.probeFirst.Microseconds()).Int64()
 	if err != nil {
 		return false, fmt.Errorf("limiter: mark portal %q unavailable: %w", portal, err)
 	}

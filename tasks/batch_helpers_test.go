@@ -97,15 +97,23 @@ func (bs *batchSetup) importAndWait(f *importer.File, timeout time.Duration) (st
 }
 
 // waitIdle waits until the queue holds no task that may still run: none
-// pending, active, scheduled, retrying or aggregating.
+// pending, active, scheduled, retrying or aggregating, seen on three polls
+// in a row (while asynq turns a group into a batch task, the queue looks
+// empty for an instant).
 func (bs *batchSetup) waitIdle(t testing.TB, timeout time.Duration) {
 	t.Helper()
+	idle := 0
 	testutil.WaitFor(t, timeout, "queue idle", func() (bool, string) {
 		q, err := bs.inspector.GetQueueInfo(bs.queue)
 		if err != nil {
 			return false, err.Error()
 		}
-		return q.Pending+q.Active+q.Scheduled+q.Retry+q.Aggregating == 0, bs.where()
+		if q.Pending+q.Active+q.Scheduled+q.Retry+q.Aggregating == 0 {
+			idle++
+		} else {
+			idle = 0
+		}
+		return idle >= 3, bs.where()
 	})
 }
 

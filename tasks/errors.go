@@ -140,11 +140,21 @@ func (h *Handler) decide(ctx context.Context, portal string, err error) decision
 	case b24.MethodBlocked:
 		return decision{verdict: park, until: h.blockedUntil(ctx, portal, err), reason: "the portal answered OPERATION_TIME_LIMIT", err: err}
 	case b24.PortalUnavailable:
-		code := "portal-level error"
+		code, method := "portal-level error", ""
 		if e, ok := errors.AsType[*b24.Error](err); ok {
-			code = e.Code
+			code, method = e.Code, e.Method
 		}
-		return decision{verdict: park, until: now.Add(limiter.FirstProbeDelay), err: err,
+		first := limiter.FirstProbeDelay
+		if p, ok := h.portals[portal]; ok {
+			first = p.limiter.FirstProbe()
+			// The feedback marks the portal from the answers it observes;
+			// a refused token refresh, or a batch command's answer, it does
+			// not see. Marking again is idempotent.
+			if merr := p.markUnavailable(ctx, method, err); merr != nil {
+				h.logger.WarnContext(ctx, "mark portal unavailable", "portal", portal, "err", merr)
+			}
+		}
+		return decision{verdict: park, until: now.Add(first), err: err,
 			reason: fmt.Sprintf("portal %s unavailable: %s", portal, code)}
 	case b24.Permanent:
 		return decision{verdict: fail, err: &PermanentError{Err: err}}

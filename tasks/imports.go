@@ -12,6 +12,7 @@ import (
 
 	"github.com/b24queue/b24queue/importer"
 	"github.com/b24queue/b24queue/importer/store"
+	"github.com/b24queue/b24queue/limiter"
 )
 
 // Imports runs org-structure imports on the queue: Submit writes an import's
@@ -31,6 +32,8 @@ type Imports struct {
 	logger    *slog.Logger
 	portals   sync.Map // import ID → portal name; immutable per import
 	batch     bool
+	rdb       redis.UniversalClient
+	prefix    string
 }
 
 // ImportsOption configures an Imports.
@@ -59,6 +62,8 @@ func NewImports(rdb redis.UniversalClient, client *asynq.Client, prefix string, 
 		client:    client,
 		inspector: asynq.NewInspectorFromRedisClient(rdb),
 		logger:    logger,
+		rdb:       rdb,
+		prefix:    prefix,
 	}
 	for _, o := range opts {
 		o(im)
@@ -253,8 +258,25 @@ func itemTask(portal, importID string, it store.Item, batch, verify bool) (*asyn
 // Status returns the import's state; the JSON encoding of store.Status is
 // the `enqueue status --json` shape. An unknown import wraps
 // store.ErrNotFound.
+//
+// While the import's portal is unavailable (a revoked credential, a moved
+// portal...), Status.Blocked says so, with the reason and what to fix.
 func (im *Imports) Status(ctx context.Context, importID string) (store.Status, error) {
-	return im.store.Status(ctx, importID)
+	st, err := im.store.Status(ctx, importID)
+	if err != nil || st.Done {
+		return st, err
+	}
+	u, down, err := limiter.ReadAvailability(ctx, im.rdb, im.prefix, st.Portal)
+	if err != nil {
+		return st, err
+	}
+	if down {
+		st.Blocked = &store.Blocked{
+			Reason: fmt.Sprintf("portal %s unavailable: %s", st.Portal, u.Code),
+			Code:   u.Code, Description: u.Description, Fix: FixFor(u.Code), Since: u.Since, NextCheck: u.NextProbe,
+		}
+	}
+	return st, nil
 }
 
 // Existing implements ImportTracker. An import whose state is gone (expired

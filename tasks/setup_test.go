@@ -53,6 +53,8 @@ type setupConfig struct {
 	limits limiter.Config
 	// front, when set, stands between the workers and the simulator.
 	front func(http.Handler) http.Handler
+	// limiterOpts are added to the limiter's options.
+	limiterOpts []limiter.Option
 }
 
 // setup builds a bundle; cfg may adjust the defaults (Rate 50, Burst 50 in
@@ -88,7 +90,7 @@ func setup(t testing.TB, cfg ...func(*setupConfig)) *bundle {
 	})
 
 	b.sim = b24test.NewServer(t, sc.sim)
-	b.limiter = limiter.New(rdb, sc.limits, limiter.WithPrefix(b.prefix+":lim"), limiter.WithLogger(b.logger))
+	b.limiter = limiter.New(rdb, sc.limits, append([]limiter.Option{limiter.WithPrefix(b.prefix), limiter.WithLogger(b.logger)}, sc.limiterOpts...)...)
 	b.claims = NewClaims(rdb, b.prefix, testRequestCap)
 	var err error
 	webhook := b.sim.WebhookURL()

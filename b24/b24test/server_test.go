@@ -246,3 +246,23 @@ func TestConfigValidate(t *testing.T) {
 		t.Error("default secret is not random")
 	}
 }
+
+func TestSeededObjectsExistButAreNotCounted(t *testing.T) {
+	t.Parallel()
+	p := New(Config{})
+	sales := p.SeedDepartment(" Sales ", 1, 0, 7)
+	if sales == 0 || p.SeedDepartment("X", 999, 0, 0) != 0 || p.SeedDepartment(" ", 1, 0, 0) != 0 {
+		t.Fatalf("seed IDs wrong: sales %d", sales)
+	}
+	wp := p.SeedWorkplace("HR", 1, 2)
+	ds, ws := p.Departments(), p.Workplaces()
+	if len(ds) != 2 || ds[1] != (Department{ID: sales, Name: "Sales", Sort: 500, Parent: 1, Head: 7}) {
+		t.Errorf("departments %+v", ds)
+	}
+	if len(ws) != 1 || ws[0].ID != wp || ws[0].Title != "HR" {
+		t.Errorf("workplaces %+v", ws)
+	}
+	if st := p.Stats(); st.DepartmentsCreated != 0 || st.WorkplacesCreated != 0 || st.Requests != 0 {
+		t.Errorf("seeding counted: %+v", st)
+	}
+}

@@ -82,6 +82,25 @@ type Status struct {
 	// CreatedAt is when the import was first submitted (not in the JSON
 	// shape, which is a fixed interface).
 	CreatedAt time.Time `json:"-"`
+	// Blocked, when set, says why the pending items cannot progress now:
+	// the import's portal is unavailable (absent from the JSON otherwise).
+	// The store does not fill it: tasks.Imports.Status does.
+	Blocked *Blocked `json:"blocked,omitempty"`
+}
+
+// Blocked is why an import's portal cannot be called now.
+type Blocked struct {
+	// Reason is the one-line summary: "portal NAME unavailable: CODE".
+	Reason string `json:"reason"`
+	// Code and Description are the portal's answer.
+	Code        string `json:"code"`
+	Description string `json:"description,omitempty"`
+	// Fix says what an operator must do.
+	Fix string `json:"fix,omitempty"`
+	// Since is when the portal became unavailable; NextCheck when a worker
+	// tries it again.
+	Since     time.Time `json:"since"`
+	NextCheck time.Time `json:"next_check"`
 }
 
 // Errors of the Store; callers branch on them with errors.Is. An invalid
