@@ -53,8 +53,16 @@ type Item struct {
 // Counts are the numbers of items of an import by state. Every item is in
 // exactly one state, so Created+Pending+Waiting+Failed == Total.
 type Counts struct {
-	Total   int `json:"total"`
+	Total int `json:"total"`
+	// Created items were created by this import.
 	Created int `json:"created"`
+	// Adopted items existed in the portal already (before the import, or
+	// created by an earlier run whose answer was lost) and were taken over
+	// with their ID instead of being created a second time.
+	Adopted int `json:"adopted"`
+	// Updated counts the adopted items whose fields the import changed
+	// (enqueue import --update); they are counted in Adopted too.
+	Updated int `json:"updated"`
 	// Pending items are queued (or about to be): their task may run now.
 	Pending int `json:"pending"`
 	// Waiting items wait for their parent's ID.
