@@ -166,3 +166,30 @@ func DecodeAutomatedSolutions(raw json.RawMessage) ([]AutomatedSolution, error) 
 	}
 	return out, nil
 }
+
+// DepartmentUpdate is what department.update changes; zero fields are left
+// as they are.
+type DepartmentUpdate struct {
+	ID   int64
+	Sort int
+	Head int64
+}
+
+// DepartmentUpdateCommand is the batch command that applies u.
+func DepartmentUpdateCommand(key string, u DepartmentUpdate) BatchCommand {
+	p := map[string]any{"ID": u.ID}
+	if u.Sort != 0 {
+		p["SORT"] = u.Sort
+	}
+	if u.Head != 0 {
+		p["UF_HEAD"] = u.Head
+	}
+	return BatchCommand{Key: key, Method: MethodDepartmentUpdate, Params: p}
+}
+
+// AutomatedSolutionUpdateCommand is the batch command that sets the
+// smart-process types of workplace id.
+func AutomatedSolutionUpdateCommand(key string, id int64, typeIDs []int64) BatchCommand {
+	return BatchCommand{Key: key, Method: MethodAutomatedSolutionUpdate,
+		Params: map[string]any{"id": id, "fields": map[string]any{"typeIds": typeIDs}}}
+}

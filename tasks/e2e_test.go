@@ -113,7 +113,8 @@ func TestImportTreeEndToEndAndAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantRes := SubmitResult{ID: f.ID() + "-" + b.portal, Total: 505, Enqueued: 6}
+	// One task: the reconcile step, which releases the roots.
+	wantRes := SubmitResult{ID: f.ID() + "-" + b.portal, Total: 505, Enqueued: 1, Reconciling: true}
 	if res != wantRes {
 		t.Fatalf("Submit = %+v, want %+v", res, wantRes)
 	}
@@ -238,8 +239,9 @@ func TestCrashBetweenCreateAndReleaseLosesNothing(t *testing.T) {
 	if info.Retried != 1 {
 		t.Errorf("parent task retried %d times, want 1", info.Retried)
 	}
-	if n := len(b.sim.Stats().Calls["department.get"]); n != 0 {
-		t.Errorf("department.get called: %v", b.sim.Stats().Calls["department.get"])
+	// One department.get: the reconcile step's read of the portal; no lookup.
+	if n := b.sim.Stats().Calls["department.get"]["ok"]; n != 1 {
+		t.Errorf("department.get called: %v, want once (the reconcile read)", b.sim.Stats().Calls["department.get"])
 	}
 }
 
@@ -252,6 +254,7 @@ func TestSubmitRetriesFailedItems(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	reconciled(t, b.imports, b.portal, res.ID)
 	// The root's task failed for good (as the error middleware records it);
 	// its pending task stands in for the archived one.
 	if err := b.imports.Failed(ctx, res.ID, "d0", "permanent failure: ACCESS_DENIED"); err != nil {
@@ -289,6 +292,7 @@ func TestSubmitRetriesFailedItemsLookingUpFirst(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	reconciled(t, bs.bimports, b.portal, res.ID)
 	// The root was created, but its answer was lost for good.
 	c, err := b24.NewWebhook(b.sim.WebhookURL())
 	if err != nil {
@@ -310,7 +314,9 @@ func TestSubmitRetriesFailedItemsLookingUpFirst(t *testing.T) {
 	}
 	bs.startBatch(t, BatchServerConfig(true), 1)
 	st := bs.waitBatchDone(t, res.ID, 20*time.Second)
-	if st.Counts != (store.Counts{Total: 3, Created: 3}) {
+	// The root is adopted (by the reconcile step, which finds it in the
+	// portal), its children created.
+	if st.Counts != (store.Counts{Total: 3, Created: 2, Adopted: 1}) {
 		t.Fatalf("counts = %+v, failed %v", st.Counts, st.Failed)
 	}
 	if st.Created["d0"] != rootID {
@@ -370,7 +376,7 @@ func TestStatusJSONShape(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := `{"id":"shape-1","portal":"` + b.portal + `","done":false,` +
-		`"counts":{"total":3,"created":1,"pending":1,"waiting":0,"failed":1},` +
+		`"counts":{"total":3,"created":1,"adopted":0,"updated":0,"pending":1,"waiting":0,"failed":1},` +
 		`"created":{"d0":42},"failed":{"w0":"boom"}}`
 	if string(data) != want {
 		t.Errorf("status JSON =\n%s\nwant\n%s", data, want)

@@ -232,8 +232,13 @@ func (h *Handler) mapErrors(next asynq.Handler) asynq.Handler {
 			return err
 		}
 		logOutcome(ctx, outcomeFailed)
-		if t.Type() == TypeBatchCreate {
+		switch t.Type() {
+		case TypeBatchCreate:
 			return h.failBatch(ctx, t, err)
+		case TypeImportReconcile:
+			return h.failReconcile(ctx, t, err)
+		case TypeImportPlan:
+			return err
 		}
 		h.metrics.failed(ref.Portal, t.Type())
 		if ref.ImportID != "" && h.imports != nil {

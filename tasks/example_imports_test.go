@@ -50,7 +50,9 @@ workplaces:
 		fmt.Println(err) // an *importer.ValidationError lists every problem of the file
 		return
 	}
-	fmt.Printf("import %s: %d items, %d tasks enqueued\n", res.ID, res.Total, res.Enqueued)
+	// The first task reads the portal and adopts what exists there; it
+	// then releases the rest to be created, parents first.
+	fmt.Printf("import %s: %d items, reconciling with the portal first: %v\n", res.ID, res.Total, res.Reconciling)
 
 	st, err := imports.Status(ctx, res.ID)
 	if err != nil {
@@ -60,7 +62,7 @@ workplaces:
 	c := st.Counts
 	fmt.Printf("created %d, pending %d, waiting %d, failed %d, done %v\n", c.Created, c.Pending, c.Waiting, c.Failed, st.Done)
 	// Output:
-	// import org-2024: 4 items, 2 tasks enqueued
+	// import org-2024: 4 items, reconciling with the portal first: true
 	// created 0, pending 2, waiting 2, failed 0, done false
 }
 

@@ -88,13 +88,16 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 	return h, nil
 }
 
-// Mux returns an asynq.ServeMux with both task types registered behind the
-// logging and error-mapping middleware.
+// Mux returns an asynq.ServeMux with the task types registered behind the
+// logging and error-mapping middleware: department:create,
+// workplace:create, and the import steps import:reconcile and import:plan.
 func (h *Handler) Mux() *asynq.ServeMux {
 	mux := asynq.NewServeMux()
 	mux.Use(h.logging, h.mapErrors)
 	mux.HandleFunc(TypeDepartmentCreate, h.processDepartment)
 	mux.HandleFunc(TypeWorkplaceCreate, h.processWorkplace)
+	mux.HandleFunc(TypeImportReconcile, h.processReconcile)
+	mux.HandleFunc(TypeImportPlan, h.processPlan)
 	return mux
 }
 

@@ -2,6 +2,7 @@ package tasks
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -90,9 +91,10 @@ type SubmitResult struct {
 	ID string `json:"id"`
 	// Total is the number of items in the file.
 	Total int `json:"total"`
-	// Enqueued counts tasks newly put on the queue by this Submit (roots,
-	// workplaces, retried failures); items whose task already exists are
-	// not counted.
+	// Enqueued counts tasks newly put on the queue by this Submit (the
+	// reconcile step of a new import, whose task releases the roots and
+	// workplaces; retried failures and children of a resumed one); tasks
+	// that already exist are not counted.
 	Enqueued int `json:"enqueued"`
 	// AlreadyCreated counts items created by earlier runs of this import.
 	AlreadyCreated int `json:"already_created"`
@@ -100,6 +102,10 @@ type SubmitResult struct {
 	Existing bool `json:"existing"`
 	// Retried counts failed items given another chance by this Submit.
 	Retried int `json:"retried"`
+	// Reconciling is true when the import's first step reads the portal
+	// (a new import, or --update): nothing is created before it adopted
+	// what exists.
+	Reconciling bool `json:"reconciling,omitempty"`
 }
 
 // Submit validates f and starts (or resumes) the import on portal ("" means
@@ -122,6 +128,27 @@ type SubmitResult struct {
 // The same import ID with other content (or another portal) wraps
 // store.ErrConflict. Submit is safe to call again after any error.
 func (im *Imports) Submit(ctx context.Context, portal, importID string, f *importer.File) (SubmitResult, error) {
+	return im.SubmitWith(ctx, portal, importID, f, SubmitOptions{})
+}
+
+// SubmitOptions adjust SubmitWith.
+type SubmitOptions struct {
+	// Update applies the file's values to adopted objects that differ
+	// (department SORT and UF_HEAD, workplace typeIds): enqueue import
+	// --update.
+	Update bool
+	// OnConflict is what a row matching several existing objects (or one
+	// only when case is ignored) does: fail (default) or adopt the lowest
+	// ID (first).
+	OnConflict importer.OnConflict
+}
+
+// SubmitWith is Submit with options. A new import is first reconciled with
+// the portal (reconcile.go): its first task reads what the portal holds,
+// adopts what exists and only then releases the rest; nothing is created
+// before. An import submitted again is resumed as Submit says; with Update
+// it is reconciled again to apply the file's values.
+func (im *Imports) SubmitWith(ctx context.Context, portal, importID string, f *importer.File, opts SubmitOptions) (SubmitResult, error) {
 	if portal == "" {
 		portal = DefaultPortal
 	}
@@ -145,18 +172,22 @@ func (im *Imports) Submit(ctx context.Context, portal, importID string, f *impor
 	}
 	res.Existing = existing
 	im.portals.Store(importID, portal)
-	var retried []string
+	reconciled := false
 	if existing {
-		if retried, err = im.retryFailed(ctx, portal, importID); err != nil {
+		if reconciled, err = im.store.Reconciled(ctx, importID); err != nil {
 			return res, err
 		}
-		res.Retried = len(retried)
 	}
-	items, err := im.store.Releasable(ctx, importID)
+	if existing {
+		err = im.resume(ctx, portal, importID, reconciled, &res)
+	}
+	if err == nil && (!reconciled || opts.Update) {
+		var n int
+		n, err = im.enqueueReconcile(ctx, portal, importID, !reconciled, opts)
+		res.Enqueued += n
+		res.Reconciling = true
+	}
 	if err != nil {
-		return res, err
-	}
-	if res.Enqueued, err = im.enqueue(ctx, portal, importID, items, retried...); err != nil {
 		return res, err
 	}
 	st, err := im.store.Status(ctx, importID)
@@ -164,12 +195,55 @@ func (im *Imports) Submit(ctx context.Context, portal, importID string, f *impor
 		return res, err
 	}
 	if existing {
-		res.AlreadyCreated = st.Counts.Created
+		res.AlreadyCreated = st.Counts.Created + st.Counts.Adopted
 	}
 	im.logger.InfoContext(ctx, "import submitted", "import_id", importID, "portal", portal,
 		"total", res.Total, "enqueued", res.Enqueued, "already_created", res.AlreadyCreated,
-		"retried", res.Retried, "existing", existing)
+		"retried", res.Retried, "existing", existing, "reconciling", res.Reconciling)
 	return res, nil
+}
+
+// resume puts back on the queue what an import submitted again needs:
+// its failed items (looked up first) and, once it is reconciled, every item
+// whose task should exist (before that, its reconcile task releases them).
+func (im *Imports) resume(ctx context.Context, portal, importID string, reconciled bool, res *SubmitResult) error {
+	retried, err := im.retryFailed(ctx, portal, importID)
+	if err != nil {
+		return err
+	}
+	res.Retried = len(retried)
+	if !reconciled {
+		return nil
+	}
+	items, err := im.store.Releasable(ctx, importID)
+	if err != nil {
+		return err
+	}
+	res.Enqueued, err = im.enqueue(ctx, portal, importID, items, retried...)
+	return err
+}
+
+// enqueueReconcile queues the import's reconcile task. The first one of an
+// import has a deterministic ID (queued once however often the file is
+// submitted); an --update pass of a reconciled import gets its own. It
+// reports how many tasks it queued.
+func (im *Imports) enqueueReconcile(ctx context.Context, portal, importID string, first bool, opts SubmitOptions) (int, error) {
+	data, err := json.Marshal(ReconcilePayload{Portal: portal, ImportID: importID, Update: opts.Update, OnConflict: opts.OnConflict})
+	if err != nil {
+		return 0, fmt.Errorf("import %s: encode the reconcile task: %w", importID, err)
+	}
+	var taskOpts []asynq.Option
+	if first {
+		taskOpts = append(taskOpts, asynq.TaskID(reconcileTaskID(importID)))
+	}
+	_, err = im.client.EnqueueContext(ctx, asynq.NewTask(TypeImportReconcile, data, Options(portal, taskOpts...)...))
+	switch {
+	case errors.Is(err, asynq.ErrTaskIDConflict):
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("import %s: enqueue the reconcile task: %w", importID, err)
+	}
+	return 1, nil
 }
 
 // retryFailed deletes the archived tasks of the failed items, so that their

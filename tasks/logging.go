@@ -32,7 +32,8 @@ func logOutcome(ctx context.Context, outcome string) {
 
 // loggedMethod is the portal method a task type calls.
 func loggedMethod(taskType string) string {
-	if taskType == TypeBatchCreate {
+	switch taskType {
+	case TypeBatchCreate, TypeImportReconcile, TypeImportPlan:
 		return "batch"
 	}
 	return methodOf(taskType)

@@ -196,3 +196,21 @@ func (bundleAsynqLogger) Info(...any)  {}
 func (bundleAsynqLogger) Warn(...any)  {}
 func (bundleAsynqLogger) Error(...any) {}
 func (bundleAsynqLogger) Fatal(...any) {}
+
+// reconciled does what an import's reconcile task does after finding
+// nothing in the portal (tests that run no server): it marks the import
+// reconciled and releases its roots and workplaces.
+func reconciled(t testing.TB, im *Imports, portal, importID string) {
+	t.Helper()
+	ctx := context.Background()
+	if err := im.store.SetReconciled(ctx, importID); err != nil {
+		t.Fatal(err)
+	}
+	items, err := im.store.Releasable(ctx, importID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := im.enqueue(ctx, portal, importID, items); err != nil {
+		t.Fatal(err)
+	}
+}

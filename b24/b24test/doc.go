@@ -20,8 +20,9 @@
 //	     insufficient-scope, user-access-error, refresh-revoked,
 //	     client-revoked
 //
-// Methods: department.add, department.get, crm.automatedsolution.add,
-// crm.automatedsolution.list and batch; anything else is 404
+// Methods: department.add, department.get, department.update,
+// crm.automatedsolution.add, crm.automatedsolution.list,
+// crm.automatedsolution.update and batch; anything else is 404
 // ERROR_METHOD_NOT_FOUND.
 //
 // What the portal does by default, as the real one does:

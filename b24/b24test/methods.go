@@ -28,10 +28,12 @@ type page struct{ total, next int } // next 0: no further page
 type handler func(p *Portal, in params) (any, *page, *apiError)
 
 var handlers = map[string]handler{
-	"department.add":             (*Portal).departmentAdd,
-	"department.get":             (*Portal).departmentGet,
-	"crm.automatedsolution.add":  (*Portal).automatedSolutionAdd,
-	"crm.automatedsolution.list": (*Portal).automatedSolutionList,
+	"department.add":               (*Portal).departmentAdd,
+	"department.get":               (*Portal).departmentGet,
+	"crm.automatedsolution.add":    (*Portal).automatedSolutionAdd,
+	"crm.automatedsolution.list":   (*Portal).automatedSolutionList,
+	"department.update":            (*Portal).departmentUpdate,
+	"crm.automatedsolution.update": (*Portal).automatedSolutionUpdate,
 }
 
 // listMethods are the methods that answer pages.

@@ -69,6 +69,10 @@ type Stats struct {
 	// title. A correct exactly-once client keeps both at 0.
 	DuplicateDepartments int `json:"duplicate_departments"`
 	DuplicateWorkplaces  int `json:"duplicate_workplaces"`
+	// DepartmentsUpdated and WorkplacesUpdated count successful
+	// department.update and crm.automatedsolution.update calls.
+	DepartmentsUpdated int `json:"departments_updated"`
+	WorkplacesUpdated  int `json:"workplaces_updated"`
 	// MaxPerSecond is the largest number of admitted requests in any
 	// 1-second window (by Config.Clock).
 	MaxPerSecond int `json:"max_per_second"`

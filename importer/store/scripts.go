@@ -19,6 +19,7 @@ import (
 //	KEYS[6] -> PREFIX:imp:{ID}:ids     hash: key -> portal ID
 //	KEYS[7] -> PREFIX:imp:{ID}:failed  hash: key -> reason
 //	KEYS[8] -> PREFIX:imp:{ID}:lock    string: token of the Create in progress
+//	KEYS[9] -> PREFIX:imp:{ID}:marks   hash: "a:KEY" (adopted), "u:KEY" (updated) -> 1
 //
 // The answers and state letters that Go and Lua share are Go constants,
 // declared to Lua by luaPrelude at the top of every script: the scripts
@@ -46,6 +47,14 @@ const (
 // counts the items in that state: n_w, n_q, n_c, n_f.
 const counterPrefix = "n_"
 
+// Meta hash fields counting the CREATED items that were adopted (they
+// existed in the portal) and the items the import updated (Lua
+// ADOPTED_COUNT, UPDATED_COUNT).
+const (
+	counterAdopted = "n_adopted"
+	counterUpdated = "n_updated"
+)
+
 // counter is the meta hash field counting the items in state st.
 func (st state) counter() string { return counterPrefix + string(st) }
 
@@ -61,6 +70,8 @@ var luaConstants = []struct {
 	{"CREATED", stateCreated},
 	{"FAILED", stateFailed},
 	{"COUNTER", counterPrefix},
+	{"ADOPTED_COUNT", counterAdopted},
+	{"UPDATED_COUNT", counterUpdated},
 }
 
 // luaPrelude declares luaConstants as Lua locals ("local NO_IMPORT = -1"):
@@ -97,12 +108,13 @@ func newScript(body string) *redis.Script {
 }
 
 // luaCommon holds the helpers of the scripts. touch refreshes the TTL of the
-// seven state keys KEYS[1..7] (not the lock); move changes an item's state
+// state keys KEYS[1..7] and KEYS[9] (not the lock); move changes an item's state
 // in KEYS[5] and its counters in KEYS[1], and keeps KEYS[7] (the failure
 // reasons) in step.
 const luaCommon = `
 local function touch(ttl)
   for i = 1, 7 do redis.call('PEXPIRE', KEYS[i], ttl) end
+  if KEYS[9] then redis.call('PEXPIRE', KEYS[9], ttl) end
 end
 local function move(key, from, to, reason)
   redis.call('HSET', KEYS[5], key, to)
@@ -327,3 +339,58 @@ end
 touch(ARGV[1])
 return reset
 `
+
+// adoptScript records items the portal already holds (found by the
+// reconcile step) as CREATED with the portal's ID, marked adopted. Items
+// CREATED already are left alone. Their children are not returned: the
+// caller releases what is releasable afterwards.
+//
+// KEYS[1] -> meta (existence, counters)
+// KEYS[5] -> state (items to CREATED)
+// KEYS[6] -> ids (written)
+// KEYS[7] -> failed (a failed item's reason dropped)
+// KEYS[9] -> marks ("a:KEY" set)
+// KEYS[1..7], KEYS[9] -> TTL refreshed
+// ARGV[1] -> TTL in milliseconds
+// ARGV[2k], ARGV[2k+1] -> item key, portal ID
+//
+// Output: NO_IMPORT, or the number of items adopted.
+var adoptScript = newScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return NO_IMPORT end
+local n = 0
+for i = 2, #ARGV, 2 do
+  local key = ARGV[i]
+  local st = redis.call('HGET', KEYS[5], key)
+  if st and st ~= CREATED then
+    redis.call('HSET', KEYS[6], key, ARGV[i + 1])
+    move(key, st, CREATED)
+    redis.call('HSET', KEYS[9], 'a:' .. key, 1)
+    redis.call('HINCRBY', KEYS[1], ADOPTED_COUNT, 1)
+    n = n + 1
+  end
+end
+touch(ARGV[1])
+return n
+`)
+
+// markUpdatedScript records items whose fields the import updated.
+//
+// KEYS[1] -> meta (existence, counter)
+// KEYS[9] -> marks ("u:KEY" set)
+// KEYS[1..7], KEYS[9] -> TTL refreshed
+// ARGV[1] -> TTL in milliseconds
+// ARGV[2..] -> item keys
+//
+// Output: NO_IMPORT, or the number of items newly marked.
+var markUpdatedScript = newScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return NO_IMPORT end
+local n = 0
+for i = 2, #ARGV do
+  if redis.call('HSETNX', KEYS[9], 'u:' .. ARGV[i], 1) == 1 then
+    redis.call('HINCRBY', KEYS[1], UPDATED_COUNT, 1)
+    n = n + 1
+  end
+end
+touch(ARGV[1])
+return n
+`)

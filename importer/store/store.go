@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"time"
 
@@ -51,7 +52,9 @@ type Item struct {
 }
 
 // Counts are the numbers of items of an import by state. Every item is in
-// exactly one state, so Created+Pending+Waiting+Failed == Total.
+// exactly one state, so Created+Adopted+Pending+Waiting+Failed == Total;
+// Updated counts items of Created or Adopted whose fields the import
+// changed.
 type Counts struct {
 	Total int `json:"total"`
 	// Created items were created by this import.
@@ -60,8 +63,9 @@ type Counts struct {
 	// created by an earlier run whose answer was lost) and were taken over
 	// with their ID instead of being created a second time.
 	Adopted int `json:"adopted"`
-	// Updated counts the adopted items whose fields the import changed
-	// (enqueue import --update); they are counted in Adopted too.
+	// Updated counts the items whose fields the import changed in the
+	// portal (enqueue import --update); they are counted in Adopted (or
+	// Created) too.
 	Updated int `json:"updated"`
 	// Pending items are queued (or about to be): their task may run now.
 	Pending int `json:"pending"`
@@ -80,9 +84,15 @@ type Status struct {
 	Portal string `json:"portal"`
 	// Done is true when nothing is pending or waiting: every item is
 	// created or failed.
-	Done    bool             `json:"done"`
-	Counts  Counts           `json:"counts"`
+	Done   bool   `json:"done"`
+	Counts Counts `json:"counts"`
+	// Created maps the key of every item with a portal ID (created or
+	// adopted) to that ID.
 	Created map[string]int64 `json:"created"`
+	// Adopted and Updated list the keys of the adopted and updated items
+	// (omitted when none).
+	Adopted []string `json:"adopted,omitempty"`
+	Updated []string `json:"updated,omitempty"`
 	// Failed maps a key to the reason; items failed because an ancestor
 	// failed read "parent KEY failed: REASON", KEY being the item whose own
 	// task failed.
@@ -321,11 +331,12 @@ func (s *Store) Fail(ctx context.Context, id, key, reason string) (int, error) {
 // [ErrNotFound].
 func (s *Store) Status(ctx context.Context, id string) (Status, error) {
 	k := s.keys(id)
-	var meta, ids, failed *redis.MapStringStringCmd
+	var meta, ids, failed, marks *redis.MapStringStringCmd
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		meta = p.HGetAll(ctx, k.Meta)
 		ids = p.HGetAll(ctx, k.IDs)
 		failed = p.HGetAll(ctx, k.Failed)
+		marks = p.HGetAll(ctx, k.Marks)
 		return nil
 	})
 	if err != nil {
@@ -341,7 +352,9 @@ func (s *Store) Status(ctx context.Context, id string) (Status, error) {
 		Portal: m["portal"],
 		Counts: Counts{
 			Total:   num("total"),
-			Created: num(stateCreated.counter()),
+			Created: num(stateCreated.counter()) - num(counterAdopted),
+			Adopted: num(counterAdopted),
+			Updated: num(counterUpdated),
 			Pending: num(stateQueued.counter()),
 			Waiting: num(stateWaiting.counter()),
 			Failed:  num(stateFailed.counter()),
@@ -362,6 +375,16 @@ func (s *Store) Status(ctx context.Context, id string) (Status, error) {
 		}
 		st.Created[k] = n
 	}
+	for f := range marks.Val() {
+		switch {
+		case len(f) > 2 && f[:2] == "a:":
+			st.Adopted = append(st.Adopted, f[2:])
+		case len(f) > 2 && f[:2] == "u:":
+			st.Updated = append(st.Updated, f[2:])
+		}
+	}
+	slices.Sort(st.Adopted)
+	slices.Sort(st.Updated)
 	st.Done = st.Counts.Pending == 0 && st.Counts.Waiting == 0
 	return st, nil
 }

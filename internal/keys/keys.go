@@ -129,6 +129,7 @@ type Import struct {
 	IDs    string // hash: key → portal ID
 	Failed string // hash: key → reason
 	Lock   string // string: token of the Create in progress
+	Marks  string // hash: "a:KEY" adopted, "u:KEY" updated → "1"
 }
 
 // Import returns the keys of import id.
@@ -137,11 +138,12 @@ func (s Space) Import(id string) Import {
 	return Import{
 		Meta: base + "meta", Spec: base + "spec", Kids: base + "kids", Parent: base + "parent",
 		State: base + "state", IDs: base + "ids", Failed: base + "failed", Lock: base + "lock",
+		Marks: base + "marks",
 	}
 }
 
 // List returns the keys in script order: meta, spec, kids, parent, state,
-// ids, failed, lock.
+// ids, failed, lock, marks.
 func (k Import) List() []string {
-	return []string{k.Meta, k.Spec, k.Kids, k.Parent, k.State, k.IDs, k.Failed, k.Lock}
+	return []string{k.Meta, k.Spec, k.Kids, k.Parent, k.State, k.IDs, k.Failed, k.Lock, k.Marks}
 }

@@ -40,6 +40,7 @@ func TestLayout(t *testing.T) {
 	want := []string{
 		"pfx:imp:{i1}:meta", "pfx:imp:{i1}:spec", "pfx:imp:{i1}:kids", "pfx:imp:{i1}:parent",
 		"pfx:imp:{i1}:state", "pfx:imp:{i1}:ids", "pfx:imp:{i1}:failed", "pfx:imp:{i1}:lock",
+		"pfx:imp:{i1}:marks",
 	}
 	if got := imp.List(); !slices.Equal(got, want) {
 		t.Errorf("Import(i1).List() = %q, want %q", got, want)
