@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
@@ -181,18 +182,20 @@ func (im *Imports) SubmitWith(ctx context.Context, portal, importID string, f *i
 	if existing {
 		err = im.resume(ctx, portal, importID, reconciled, &res)
 	}
-	if err == nil && (!reconciled || opts.Update) {
-		var n int
-		n, err = im.enqueueReconcile(ctx, portal, importID, !reconciled, opts)
-		res.Enqueued += n
-		res.Reconciling = true
-	}
 	if err != nil {
 		return res, err
 	}
 	st, err := im.store.Status(ctx, importID)
 	if err != nil {
 		return res, err
+	}
+	if !reconciled || opts.Update {
+		n, err := im.enqueueReconcile(ctx, portal, importID, st.CreatedAt, !reconciled, opts)
+		if err != nil {
+			return res, err
+		}
+		res.Enqueued += n
+		res.Reconciling = true
 	}
 	if existing {
 		res.AlreadyCreated = st.Counts.Created + st.Counts.Adopted
@@ -224,17 +227,18 @@ func (im *Imports) resume(ctx context.Context, portal, importID string, reconcil
 }
 
 // enqueueReconcile queues the import's reconcile task. The first one of an
-// import has a deterministic ID (queued once however often the file is
-// submitted); an --update pass of a reconciled import gets its own. It
+// import's state (created at createdAt) has a deterministic ID, queued once
+// however often the file is submitted (a state lost and created again gets
+// a new one); an --update pass of a reconciled import gets its own. It
 // reports how many tasks it queued.
-func (im *Imports) enqueueReconcile(ctx context.Context, portal, importID string, first bool, opts SubmitOptions) (int, error) {
+func (im *Imports) enqueueReconcile(ctx context.Context, portal, importID string, createdAt time.Time, first bool, opts SubmitOptions) (int, error) {
 	data, err := json.Marshal(ReconcilePayload{Portal: portal, ImportID: importID, Update: opts.Update, OnConflict: opts.OnConflict})
 	if err != nil {
 		return 0, fmt.Errorf("import %s: encode the reconcile task: %w", importID, err)
 	}
 	var taskOpts []asynq.Option
 	if first {
-		taskOpts = append(taskOpts, asynq.TaskID(reconcileTaskID(importID)))
+		taskOpts = append(taskOpts, asynq.TaskID(reconcileTaskID(importID, createdAt)))
 	}
 	_, err = im.client.EnqueueContext(ctx, asynq.NewTask(TypeImportReconcile, data, Options(portal, taskOpts...)...))
 	switch {

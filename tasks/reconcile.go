@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hibiken/asynq"
 
@@ -75,9 +76,11 @@ type reconciler interface{ importsOf() *Imports }
 
 func (im *Imports) importsOf() *Imports { return im }
 
-// reconcileTaskID is the task ID of an import's reconcile task: one per
-// import, so that submitting twice queues it once.
-func reconcileTaskID(importID string) string { return "reconcile:" + importID }
+// reconcileTaskID is the task ID of the reconcile task of an import's state
+// created at createdAt: submitting twice queues it once.
+func reconcileTaskID(importID string, createdAt time.Time) string {
+	return "reconcile:" + importID + ":" + strconv.FormatInt(createdAt.UnixNano(), 10)
+}
 
 // processReconcile runs an import:reconcile task.
 func (h *Handler) processReconcile(ctx context.Context, t *asynq.Task) error {
