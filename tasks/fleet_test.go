@@ -88,7 +88,12 @@ type fleetConfig struct {
 	webhook func(good string) string
 	// claims adjusts the workers' object claims (after testRequestCap).
 	claims []ClaimsOption
+	// timeout of one REST call (default 2 s).
+	timeout time.Duration
 }
+
+// limiterConfig50 is a budget a little below the simulator's 50/50.
+func limiterConfig50() limiter.Config { return limiter.Config{Rate: 48, Burst: 45} }
 
 // testRequestCap is how long the tests' workers wait before they look up
 // an object whose create request's answer was lost. The simulator answers
@@ -124,7 +129,11 @@ func startFleet(t *testing.T, cfg fleetConfig) *fleet {
 		rdb := testutil.Redis(t, testRedisDB)
 		logger := bundleLogger().With("server", i)
 		lim := limiter.New(rdb, cfg.limits, limiter.WithPrefix(prefix))
-		portal, err := NewPortal(PortalConfig{Name: f.portal, WebhookURL: webhook, Limits: cfg.limits, Timeout: 2 * time.Second}, lim, nil, nil, logger)
+		timeout := cfg.timeout
+		if timeout == 0 {
+			timeout = 2 * time.Second
+		}
+		portal, err := NewPortal(PortalConfig{Name: f.portal, WebhookURL: webhook, Limits: cfg.limits, Timeout: timeout}, lim, nil, nil, logger)
 		if err != nil {
 			t.Fatal(err)
 		}

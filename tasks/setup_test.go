@@ -55,6 +55,8 @@ type setupConfig struct {
 	front func(http.Handler) http.Handler
 	// limiterOpts are added to the limiter's options.
 	limiterOpts []limiter.Option
+	// logs, when set, receives every log line (JSON, debug level).
+	logs *testutil.SyncBuffer
 }
 
 // setup builds a bundle; cfg may adjust the defaults (Rate 50, Burst 50 in
@@ -71,6 +73,9 @@ func setup(t testing.TB, cfg ...func(*setupConfig)) *bundle {
 	}
 	rdb := bundleRedis(t)
 	b := &bundle{rdb: rdb, logger: bundleLogger()}
+	if sc.logs != nil {
+		b.logger = slog.New(slog.NewJSONHandler(sc.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	suffix := testutil.RandomHex(5)
 	b.prefix = "b24qtest:" + suffix
 	b.portal = "t" + suffix
