@@ -2,6 +2,9 @@ package tasks
 
 import (
 	"context"
+	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/hibiken/asynq"
 
@@ -15,7 +18,8 @@ import (
 // valid. Callers branch on the errors with errors.As / errors.Is and only
 // translate them (exit code, HTTP status):
 //
-//   - *ValidationError: a task's fields or the portal name are invalid;
+//   - *ValidationError: a task's fields or the portal name are invalid, or
+//     (WithKnownPortals) no live worker serves the portal;
 //   - *importer.ValidationError: an import file is invalid (every problem);
 //   - importer.ErrInvalidID (wrapped): an import ID breaks importer.ValidateID;
 //   - store.ErrConflict (wrapped): the import ID is taken by other content
@@ -26,40 +30,126 @@ import (
 type Producer struct {
 	client  *asynq.Client
 	imports *Imports
+	known   KnownPortals
+}
+
+// ProducerOption adjusts NewProducer.
+type ProducerOption func(*Producer)
+
+// WithKnownPortals makes the Producer refuse a portal that no live worker
+// serves, with a *ValidationError naming the portals that are served, instead
+// of queueing tasks nobody will ever run. known is asked once per request; an
+// empty answer means nobody can tell (no worker is up) and any valid portal
+// name is accepted then. Without this option every valid name is accepted.
+func WithKnownPortals(known KnownPortals) ProducerOption {
+	return func(p *Producer) { p.known = known }
 }
 
 // NewProducer returns a Producer that enqueues single tasks with client and
 // submits imports with imports; both must use the same Redis. imports may be
 // nil for a Producer that only enqueues single tasks.
-func NewProducer(client *asynq.Client, imports *Imports) *Producer {
-	return &Producer{client: client, imports: imports}
+func NewProducer(client *asynq.Client, imports *Imports, opts ...ProducerOption) *Producer {
+	p := &Producer{client: client, imports: imports}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
 }
 
 // EnqueueDepartment validates d (see DepartmentPayload.Validate; an empty
-// Portal is DefaultPortal) and enqueues a department:create task with the
-// default options and opts.
+// Portal is DefaultPortal; the name is trimmed), checks that a worker
+// serves the portal (WithKnownPortals) and enqueues a department:create task
+// with the default options and opts.
 func (p *Producer) EnqueueDepartment(ctx context.Context, d DepartmentPayload, opts ...asynq.Option) (*asynq.TaskInfo, error) {
 	task, err := NewDepartmentTask(d, opts...)
 	if err != nil {
 		return nil, err
 	}
-	return p.client.EnqueueContext(ctx, task)
+	return p.enqueue(ctx, d.Portal, task)
 }
 
 // EnqueueWorkplace validates w (see WorkplacePayload.Validate; an empty
-// Portal is DefaultPortal) and enqueues a workplace:create task with the
-// default options and opts.
+// Portal is DefaultPortal; the title is trimmed), checks that a worker
+// serves the portal (WithKnownPortals) and enqueues a workplace:create task
+// with the default options and opts.
 func (p *Producer) EnqueueWorkplace(ctx context.Context, w WorkplacePayload, opts ...asynq.Option) (*asynq.TaskInfo, error) {
 	task, err := NewWorkplaceTask(w, opts...)
 	if err != nil {
 		return nil, err
 	}
+	return p.enqueue(ctx, w.Portal, task)
+}
+
+func (p *Producer) enqueue(ctx context.Context, portal string, task *asynq.Task) (*asynq.TaskInfo, error) {
+	if err := p.checkServed(ctx, portal); err != nil {
+		return nil, err
+	}
 	return p.client.EnqueueContext(ctx, task)
 }
 
+// checkServed refuses a portal no live worker serves, when the Producer
+// was given KnownPortals and they can tell.
+func (p *Producer) checkServed(ctx context.Context, portal string) error {
+	if p.known == nil {
+		return nil
+	}
+	if portal == "" {
+		portal = DefaultPortal
+	}
+	served, err := p.known(ctx)
+	if err != nil {
+		return fmt.Errorf("list the portals workers serve: %w", err)
+	}
+	if len(served) == 0 || slices.Contains(served, portal) {
+		return nil
+	}
+	return &ValidationError{Problems: []string{UnservedPortalProblem(portal, served)}}
+}
+
+// UnservedPortalProblem is the message of a portal no live worker serves
+// while others are served.
+func UnservedPortalProblem(portal string, served []string) string {
+	return fmt.Sprintf("portal %q: no worker serves it; the portals served now are %s", portal, strings.Join(served, ", "))
+}
+
+// KnownPortals returns the names of the portals that live workers serve,
+// sorted. An empty list means that nobody can tell (no worker is up). It is
+// the one place a producer learns which portals exist: today
+// ServedPortals (asynq's list of live servers); a portal registry may
+// replace it.
+type KnownPortals func(ctx context.Context) ([]string, error)
+
+// ServedPortals returns the KnownPortals of asynq's live servers
+// (Inspector.Servers): a worker serves portal NAME while one of its servers
+// that has not stopped lists the queue QueueName(NAME). A server that died
+// without stopping drops out when its heartbeat expires (asynq's server
+// TTL, about 30 s).
+func ServedPortals(insp *asynq.Inspector) KnownPortals {
+	return func(context.Context) ([]string, error) {
+		servers, err := insp.Servers()
+		if err != nil {
+			return nil, err
+		}
+		var names []string
+		for _, s := range servers {
+			if s.Status == "stopped" || s.Status == "closed" {
+				continue
+			}
+			for q := range s.Queues {
+				if name, ok := PortalOfQueue(q); ok && !slices.Contains(names, name) {
+					names = append(names, name)
+				}
+			}
+		}
+		slices.Sort(names)
+		return names, nil
+	}
+}
+
 // SubmitImport checks the portal ("" is DefaultPortal) and the import ID
-// (when given) before the file, then validates the whole file and submits
-// it (see Imports.Submit). An empty importID is DerivedImportID(portal, f).
+// (when given) before the file, then validates the whole file, checks that
+// a worker serves the portal (WithKnownPortals) and submits it (see
+// Imports.Submit). An empty importID is DerivedImportID(portal, f).
 func (p *Producer) SubmitImport(ctx context.Context, portal, importID string, f *importer.File) (SubmitResult, error) {
 	if portal == "" {
 		portal = DefaultPortal
@@ -69,6 +159,15 @@ func (p *Producer) SubmitImport(ctx context.Context, portal, importID string, f 
 	}
 	if importID != "" {
 		if err := importer.ValidateID(importID); err != nil {
+			return SubmitResult{}, err
+		}
+	}
+	if p.known != nil {
+		// The file's problems come first: they are what the user fixes.
+		if err := f.Validate(); err != nil {
+			return SubmitResult{}, err
+		}
+		if err := p.checkServed(ctx, portal); err != nil {
 			return SubmitResult{}, err
 		}
 	}
