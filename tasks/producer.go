@@ -2,9 +2,13 @@ package tasks
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/hibiken/asynq"
 
@@ -190,4 +194,116 @@ func derivedImportID(portal, digest string) string {
 		return digest
 	}
 	return digest + "-" + portal
+}
+
+// TaskStatus is what became of one task, by its ID alone: `enqueue task
+// TASK_ID --json` and GET /v1/tasks/{id} answer with it. Fields that do not
+// apply are left out of the JSON.
+type TaskStatus struct {
+	ID     string `json:"id"`
+	Portal string `json:"portal"`
+	Queue  string `json:"queue"`
+	Type   string `json:"type"`
+	// State is asynq's: pending, active, scheduled (parked or delayed),
+	// retry (waiting for its next attempt), completed, archived (failed
+	// for good) or aggregating (waiting to join a batch).
+	State string `json:"state"`
+	// ImportID and Key name the import item a task belongs to; an item's
+	// created ID is in the import's status, not here.
+	ImportID string `json:"import_id,omitempty"`
+	Key      string `json:"key,omitempty"`
+	// CreatedID is the ID of the created (or adopted) department or
+	// workplace of a completed single task; Adopted is set when an earlier
+	// attempt had created it already.
+	CreatedID int64 `json:"created_id,omitempty"`
+	Adopted   bool  `json:"adopted,omitempty"`
+	// Error is the last failure of a task that is not completed, and
+	// ErrorCode its Bitrix24 error code when it has one (BX_EMPTY_REQUIRED,
+	// LIMIT_EXCEEDED, ...).
+	Error     string `json:"error,omitempty"`
+	ErrorCode string `json:"error_code,omitempty"`
+	// Retried is the number of failed attempts so far (parking for a
+	// limit does not count), of at most MaxRetry.
+	Retried  int `json:"retried"`
+	MaxRetry int `json:"max_retry"`
+	// NextAttemptAt is when a scheduled or retry task runs next.
+	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
+	LastFailedAt  *time.Time `json:"last_failed_at,omitempty"`
+	CompletedAt   *time.Time `json:"completed_at,omitempty"`
+}
+
+// ErrTaskNotFound is returned (wrapped) by FindTask for an ID that no
+// portal's queue holds: never enqueued, or finished longer ago than its
+// retention (DefaultRetention).
+var ErrTaskNotFound = errors.New("task not found")
+
+// FindTask looks task id up in every portal's queue (queues named
+// QueueName(PORTAL)), so that the ID a producer printed is enough.
+func FindTask(insp *asynq.Inspector, id string) (TaskStatus, error) {
+	queues, err := insp.Queues()
+	if err != nil {
+		return TaskStatus{}, fmt.Errorf("list queues: %w", err)
+	}
+	slices.Sort(queues)
+	for _, q := range queues {
+		portal, ok := PortalOfQueue(q)
+		if !ok {
+			continue
+		}
+		info, err := insp.GetTaskInfo(q, id)
+		switch {
+		case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
+			continue
+		case err != nil:
+			return TaskStatus{}, fmt.Errorf("read task %s in %s: %w", id, q, err)
+		}
+		return taskStatus(portal, info), nil
+	}
+	return TaskStatus{}, fmt.Errorf("%w: %q", ErrTaskNotFound, id)
+}
+
+func taskStatus(portal string, info *asynq.TaskInfo) TaskStatus {
+	st := TaskStatus{
+		ID: info.ID, Portal: portal, Queue: info.Queue, Type: info.Type, State: info.State.String(),
+		Retried: info.Retried, MaxRetry: info.MaxRetry,
+	}
+	var item struct {
+		ImportID string `json:"import_id"`
+		Key      string `json:"key"`
+	}
+	if json.Unmarshal(info.Payload, &item) == nil {
+		st.ImportID, st.Key = item.ImportID, item.Key
+	}
+	if info.State == asynq.TaskStateCompleted {
+		var res createResult
+		if json.Unmarshal(info.Result, &res) == nil {
+			st.CreatedID, st.Adopted = res.ID, res.Adopted
+		}
+	} else if info.LastErr != "" {
+		st.Error, st.ErrorCode = info.LastErr, ErrorCode(info.LastErr)
+	}
+	if (info.State == asynq.TaskStateScheduled || info.State == asynq.TaskStateRetry) && !info.NextProcessAt.IsZero() {
+		st.NextAttemptAt = &info.NextProcessAt
+	}
+	if !info.LastFailedAt.IsZero() {
+		st.LastFailedAt = &info.LastFailedAt
+	}
+	if !info.CompletedAt.IsZero() {
+		st.CompletedAt = &info.CompletedAt
+	}
+	return st
+}
+
+// errorCodeRE finds the code in a task error written from a *b24.Error
+// ("... b24: department.add: BX_EMPTY_REQUIRED: ..."): an upper-case code,
+// or a lower-case one with an underscore (expired_token).
+var errorCodeRE = regexp.MustCompile(`\bb24: (?:[a-z][a-zA-Z0-9]*(?:\.[a-zA-Z0-9]+)+: )?([A-Z][A-Z0-9_]+|[a-z]+(?:_[a-z]+)+)\b`)
+
+// ErrorCode returns the Bitrix24 error code in a task's error message, or
+// "" when it holds none.
+func ErrorCode(msg string) string {
+	if m := errorCodeRE.FindStringSubmatch(msg); m != nil {
+		return m[1]
+	}
+	return ""
 }
