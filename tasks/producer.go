@@ -127,14 +127,16 @@ type KnownPortals func(ctx context.Context) ([]string, error)
 // (Inspector.Servers): a worker serves portal NAME while one of its servers
 // that has not stopped lists the queue QueueName(NAME). A server that died
 // without stopping drops out when its heartbeat expires (asynq's server
-// TTL, about 30 s).
-func ServedPortals(insp *asynq.Inspector) KnownPortals {
+// TTL, about 30 s). own are portals the caller serves itself (a worker's
+// API: its own portals count before its servers have announced
+// themselves).
+func ServedPortals(insp *asynq.Inspector, own ...string) KnownPortals {
 	return func(context.Context) ([]string, error) {
 		servers, err := insp.Servers()
 		if err != nil {
 			return nil, err
 		}
-		var names []string
+		names := slices.Clone(own)
 		for _, s := range servers {
 			if s.Status == "stopped" || s.Status == "closed" {
 				continue
