@@ -95,16 +95,19 @@ func configProblems(stderr io.Writer, problems ...string) int {
 	return 2
 }
 
-const healthcheckUsage = `Usage: worker healthcheck [--listen ADDR] [--timeout D]
+const healthcheckUsage = `Usage: worker healthcheck [--listen ADDR] [--path PATH] [--timeout D]
 
 Asks the side port of a running worker for /healthz and exits 0 when it answers
 200 (Redis reachable), 1 otherwise, 2 on a usage error. It needs no curl, so it
 serves as a container healthcheck (distroless image):
   healthcheck: {test: ["CMD", "worker", "healthcheck"]}
+With --listen and --path it checks another local server the same way, e.g. the
+simulator: worker healthcheck --listen 127.0.0.1:8090 --path /_sim/stats
 
 Flags:
   --listen ADDR   the worker's side port (default $WORKER_LISTEN, else 127.0.0.1:8080;
                   0.0.0.0 and :: are asked on loopback)
+  --path PATH     the path to ask (default /healthz)
   --timeout D     how long to wait for the answer (default 3s)
 `
 
@@ -112,6 +115,7 @@ Flags:
 func healthcheck(ctx context.Context, args []string, lookup func(string) (string, bool), stdout, stderr io.Writer) int {
 	fs := cliflag.NewFlagSet("worker healthcheck")
 	listen := fs.String("listen", "", "")
+	path := fs.String("path", "/healthz", "")
 	timeout := fs.Duration("timeout", worker.DefaultHealthcheckTimeout, "")
 	pos, err := cliflag.Parse(fs, args)
 	switch {
@@ -136,7 +140,7 @@ func healthcheck(ctx context.Context, args []string, lookup func(string) (string
 		fmt.Fprintln(stderr, "worker healthcheck: the side port is off (WORKER_LISTEN=off): nothing to ask")
 		return cliflag.ExitUsage
 	}
-	if err := worker.Healthcheck(ctx, addr, *timeout); err != nil {
+	if err := worker.Healthcheck(ctx, addr, *path, *timeout); err != nil {
 		fmt.Fprintln(stderr, "worker healthcheck: unhealthy:", err)
 		return 1
 	}

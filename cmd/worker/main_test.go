@@ -209,6 +209,9 @@ func TestHealthcheck(t *testing.T) {
 	if code, _, errOut := check([]string{"--listen", "127.0.0.1:" + port}, nil); code != 0 {
 		t.Errorf("healthy via --listen: exit %d, %s", code, errOut)
 	}
+	if code, _, errOut := check([]string{"--listen", "127.0.0.1:" + port, "--path", "/other"}, nil); code != 1 || !strings.Contains(errOut, "/other: 404") {
+		t.Errorf("--path: exit %d, %s", code, errOut)
+	}
 	mu.Lock()
 	status = http.StatusServiceUnavailable
 	mu.Unlock()

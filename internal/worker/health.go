@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -17,10 +18,10 @@ import (
 // DefaultHealthcheckTimeout bounds `worker healthcheck` (Healthcheck).
 const DefaultHealthcheckTimeout = 3 * time.Second
 
-// HealthcheckURL returns the /healthz URL of a worker whose side port is
-// listen (a WORKER_LISTEN value): an unspecified host (":8080", "0.0.0.0",
-// "::") is asked on loopback, where the worker listens too.
-func HealthcheckURL(listen string) (string, error) {
+// HealthcheckURL returns the URL of path (e.g. "/healthz") on a server
+// listening on listen (a WORKER_LISTEN value): an unspecified host
+// (":8080", "0.0.0.0", "::") is asked on loopback, where it listens too.
+func HealthcheckURL(listen, path string) (string, error) {
 	host, port, err := net.SplitHostPort(listen)
 	if err != nil {
 		return "", fmt.Errorf("side port %q: must be host:port", listen)
@@ -31,14 +32,18 @@ func HealthcheckURL(listen string) (string, error) {
 	case "::":
 		host = "::1"
 	}
-	return "http://" + net.JoinHostPort(host, port) + "/healthz", nil
+	if !strings.HasPrefix(path, "/") {
+		path = "/" + path
+	}
+	return "http://" + net.JoinHostPort(host, port) + path, nil
 }
 
-// Healthcheck asks the worker whose side port is listen for /healthz and
-// returns nil when it answers 200 within timeout, else an error saying
-// what it got. The endpoint is open (no credentials needed).
-func Healthcheck(ctx context.Context, listen string, timeout time.Duration) error {
-	url, err := HealthcheckURL(listen)
+// Healthcheck asks the server on listen for path (a worker's /healthz, open
+// without credentials; or another server's page, such as the simulator's
+// /_sim/stats) and returns nil when it answers 200 within timeout, else an
+// error saying what it got.
+func Healthcheck(ctx context.Context, listen, path string, timeout time.Duration) error {
+	url, err := HealthcheckURL(listen, path)
 	if err != nil {
 		return err
 	}
@@ -58,7 +63,7 @@ func Healthcheck(ctx context.Context, listen string, timeout time.Duration) erro
 	}
 	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s (Redis unavailable?)", url, resp.Status)
+		return fmt.Errorf("%s: %s", url, resp.Status)
 	}
 	return nil
 }

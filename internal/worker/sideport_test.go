@@ -57,11 +57,14 @@ func TestHealthcheckURL(t *testing.T) {
 		"[::]:8080":      "http://[::1]:8080/healthz",
 		"worker1:8080":   "http://worker1:8080/healthz",
 	} {
-		if got, err := HealthcheckURL(in); err != nil || got != want {
+		if got, err := HealthcheckURL(in, "/healthz"); err != nil || got != want {
 			t.Errorf("HealthcheckURL(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
-	if _, err := HealthcheckURL("8080"); err == nil {
+	if got, _ := HealthcheckURL("0.0.0.0:8090", "_sim/stats"); got != "http://127.0.0.1:8090/_sim/stats" {
+		t.Errorf("HealthcheckURL with a path = %q", got)
+	}
+	if _, err := HealthcheckURL("8080", "/healthz"); err == nil {
 		t.Error("HealthcheckURL accepted an address without a port")
 	}
 }
