@@ -198,6 +198,28 @@ func derivedImportID(portal, digest string) string {
 	return digest + "-" + portal
 }
 
+// WaitServed asks known every 20 ms until every one of portals is served,
+// for at most timeout (or until ctx ends), and reports whether they are.
+// A worker that just started its servers, or a producer that just started
+// workers, waits so for asynq to list them.
+func WaitServed(ctx context.Context, known KnownPortals, timeout time.Duration, portals ...string) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		names, err := known(ctx)
+		if err == nil && !slices.ContainsFunc(portals, func(p string) bool { return !slices.Contains(names, p) }) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
 // TaskStatus is what became of one task, by its ID alone: `enqueue task
 // TASK_ID --json` and GET /v1/tasks/{id} answer with it. Fields that do not
 // apply are left out of the JSON.

@@ -119,12 +119,15 @@ func TestServedPortalsFollowsLiveServers(t *testing.T) {
 	if err := srv.Start(b.handler.Mux()); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for !has() && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if !has() {
+	if !WaitServed(context.Background(), known, 5*time.Second, b.portal) || !has() {
 		t.Error("portal not served after its server started")
+	}
+	start := time.Now()
+	if WaitServed(context.Background(), known, 100*time.Millisecond, b.portal, "nobody-serves-this") {
+		t.Error("WaitServed reported a portal nobody serves as served")
+	}
+	if took := time.Since(start); took < 100*time.Millisecond || took > 2*time.Second {
+		t.Errorf("WaitServed gave up after %s, want about its timeout", took)
 	}
 	srv.Shutdown()
 	if has() {

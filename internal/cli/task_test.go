@@ -2,7 +2,6 @@ package cli_test
 
 import (
 	"encoding/json"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,18 +14,9 @@ import (
 // waitServed waits until a live asynq server serves f's portal.
 func waitServed(t *testing.T, f *fixture) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		names, err := tasks.ServedPortals(f.insp)(t.Context())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if slices.Contains(names, f.portal) {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !tasks.WaitServed(t.Context(), tasks.ServedPortals(f.insp), 5*time.Second, f.portal) {
+		t.Fatalf("no server of portal %s registered within 5 s", f.portal)
 	}
-	t.Fatalf("no server of portal %s registered within 5 s", f.portal)
 }
 
 // The ID printed by `enqueue department` is enough to follow the task:

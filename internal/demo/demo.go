@@ -118,6 +118,9 @@ func Run(ctx context.Context, o Options, stdout io.Writer) error {
 	}
 	defer workers.stop(cancel)
 	fmt.Fprintf(stdout, "%d workers share one request budget; dashboard: %s\n\n", o.Workers, dashboard)
+	// The import refuses a portal no live worker serves while others are
+	// served (a shared Redis): wait until the workers have announced theirs.
+	waitServed(ctx, redisURL, demoPortal)
 
 	getenv := func(k string) string {
 		switch k {
@@ -243,6 +246,21 @@ func startWorkers(ctx context.Context, o Options, redisURL, webhook string, logg
 		}
 	}
 	return r, dashboard, nil
+}
+
+// servedWait bounds waitServed.
+const servedWait = 10 * time.Second
+
+// waitServed waits, at most servedWait, until a live worker serves portal
+// (asynq's server list, tasks.ServedPortals).
+func waitServed(ctx context.Context, redisURL, portal string) {
+	opt, err := asynq.ParseRedisURI(redisURL)
+	if err != nil {
+		return
+	}
+	in := asynq.NewInspector(opt)
+	defer in.Close()
+	tasks.WaitServed(ctx, tasks.ServedPortals(in), servedWait, portal)
 }
 
 // waitAddr waits until the worker's side port listens and returns it, or

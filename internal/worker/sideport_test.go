@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -116,5 +117,23 @@ func TestClaimsOptions(t *testing.T) {
 	cfg.Redis.URL = "redis-sentinel://s1:26379?master=m"
 	if n := len(claimsOptions(cfg)); n != 2 {
 		t.Errorf("request limit and Sentinel: %d options, want 2", n)
+	}
+}
+
+// Once a worker logs "processing tasks", producers see its portals served.
+func TestPortalsServedOnceProcessing(t *testing.T) {
+	t.Parallel()
+	b := setup(t, b24test.Config{}, nil)
+	b.run(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(b.logs.String(), `"msg":"processing tasks"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not processing after 10 s:\n%s", b.logs.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	names, err := tasks.ServedPortals(b.insp)(context.Background())
+	if err != nil || !slices.Contains(names, b.portal) {
+		t.Errorf("served portals %q (%v) lack %s right after \"processing tasks\"", names, err, b.portal)
 	}
 }

@@ -382,6 +382,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		if err := w.startServers(); err != nil {
 			runErr = err
 		} else {
+			w.waitAnnounced(ctx)
 			w.logger.Info("processing tasks")
 			select {
 			case <-ctx.Done():
