@@ -315,8 +315,7 @@ func (w *Worker) build(connOpt asynq.RedisConnOpt, o options) error {
 		ReadOnly: w.cfg.MonitorUser == "",
 	})
 	w.routes()
-	// The API refuses portals no live worker serves (this one's count
-	// before its servers have announced themselves).
+	// The API refuses portals no live worker serves (this one's count at once).
 	w.Mount("/v1/", api.New(imports, producer, w.logger,
 		api.WithInspector(inspector), api.WithKnownPortals(tasks.ServedPortals(inspector, names...))))
 	return nil
