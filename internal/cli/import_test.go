@@ -136,7 +136,7 @@ func TestImportSubmitsAndStatusShowsIt(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
 		t.Fatal(err)
 	}
-	wantCounts := map[string]int{"total": 6, "created": 0, "pending": 3, "waiting": 3, "failed": 0}
+	wantCounts := map[string]int{"total": 6, "created": 0, "pending": 3, "waiting": 3, "failed": 0, "adopted": 0, "updated": 0}
 	if st.ID != "org-1" || st.Portal != f.portal || st.Done || !maps.Equal(st.Counts, wantCounts) {
 		t.Errorf("status = %+v, want id org-1, portal %s, not done, counts %v", st, f.portal, wantCounts)
 	}
