@@ -8,19 +8,9 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
-)
 
-// closedAddr returns a loopback address nobody listens on.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr
-}
+	"github.com/b24queue/b24queue/internal/testutil"
+)
 
 // withRedis runs scripts/with-redis with env (and nothing else) and args.
 func withRedis(t *testing.T, env []string, args ...string) (stdout, stderr string, code int) {
@@ -49,7 +39,7 @@ func withRedis(t *testing.T, env []string, args ...string) (stdout, stderr strin
 // one line that says how to get one, and runs nothing.
 func TestWithRedisStopsAtOnceWithoutRedis(t *testing.T) {
 	t.Parallel()
-	addr := closedAddr(t)
+	addr := testutil.ClosedAddr(t)
 	out, errOut, code := withRedis(t, []string{"PATH=" + t.TempDir(), "B24Q_TEST_REDIS=" + addr}, "/bin/echo", "the tests ran")
 	if code != 2 || out != "" {
 		t.Errorf("exit %d, stdout %q; want 2 and nothing run", code, out)
@@ -68,7 +58,7 @@ func TestWithRedisStartsAPrivateServer(t *testing.T) {
 	if err != nil {
 		t.Skip("no redis-server in PATH")
 	}
-	addr := closedAddr(t)
+	addr := testutil.ClosedAddr(t)
 	host, port, _ := net.SplitHostPort(addr)
 	ping := `exec 3<>/dev/tcp/` + host + `/` + port + `; printf 'PING\r\n' >&3; IFS= read -r reply <&3; echo "$reply"`
 	env := []string{"PATH=/usr/local/bin:/usr/bin:/bin:" + server[:strings.LastIndex(server, "/")], "B24Q_TEST_REDIS=" + addr}

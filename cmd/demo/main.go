@@ -8,7 +8,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -51,18 +50,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.IntVar(&o.Workers, "workers", 2, "`number` of worker processes to run")
 	fs.BoolVar(&o.Stay, "stay", true, "keep the dashboard running after the import until Ctrl-C (--stay=false: exit)")
 	logFile := fs.String("log", "", "write the workers' JSON logs to this `file`")
-	pos, err := cliflag.Parse(fs, args)
-	switch {
-	case errors.Is(err, cliflag.ErrHelp):
-		fmt.Fprint(stdout, usage)
-		cliflag.PrintDefaults(stdout, fs)
-		return cliflag.ExitHelp
-	case err == nil && len(pos) > 0:
-		err = fmt.Errorf("unexpected argument %q: demo takes flags only", pos[0])
+	help := func(w io.Writer) {
+		fmt.Fprint(w, usage)
+		cliflag.PrintDefaults(w, fs)
 	}
-	if err != nil {
-		fmt.Fprintf(stderr, "demo: %v\nRun 'demo --help' for usage.\n", err)
-		return cliflag.ExitUsage
+	if _, code, ok := cliflag.Command("demo", fs, args, 0, help, stdout, stderr); !ok {
+		return code
 	}
 	o.RedisURL = getenv("REDIS_URL")
 	// go-redis logs dial failures through a global logger: the demo says

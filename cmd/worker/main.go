@@ -117,17 +117,9 @@ func healthcheck(ctx context.Context, args []string, lookup func(string) (string
 	listen := fs.String("listen", "", "")
 	path := fs.String("path", "/healthz", "")
 	timeout := fs.Duration("timeout", worker.DefaultHealthcheckTimeout, "")
-	pos, err := cliflag.Parse(fs, args)
-	switch {
-	case errors.Is(err, cliflag.ErrHelp):
-		fmt.Fprint(stdout, healthcheckUsage)
-		return cliflag.ExitHelp
-	case err == nil && len(pos) > 0:
-		err = fmt.Errorf("unexpected argument %q", pos[0])
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "worker healthcheck: %v\nRun 'worker healthcheck --help' for usage.\n", err)
-		return cliflag.ExitUsage
+	help := func(w io.Writer) { fmt.Fprint(w, healthcheckUsage) }
+	if _, code, ok := cliflag.Command("worker healthcheck", fs, args, 0, help, stdout, stderr); !ok {
+		return code
 	}
 	addr := *listen
 	if addr == "" {

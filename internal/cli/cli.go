@@ -8,6 +8,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -121,8 +122,7 @@ func (e *env) logger() *slog.Logger {
 
 // usageErr prints a usage problem of cmd and returns ExitUsage.
 func (e *env) usageErr(cmd, format string, args ...any) int {
-	fmt.Fprintf(e.stderr, "enqueue %s: %s\nRun 'enqueue %s --help' for usage.\n", cmd, fmt.Sprintf(format, args...), cmd)
-	return ExitUsage
+	return cliflag.UsageError(e.stderr, "enqueue "+cmd, fmt.Sprintf(format, args...))
 }
 
 // fail prints a runtime failure and returns ExitFailure.
@@ -140,15 +140,36 @@ func newFlags(cmd string) *flag.FlagSet { return cliflag.NewFlagSet("enqueue " +
 // the command must stop with code: help printed on stdout (0) or a usage
 // error on stderr (2).
 func (e *env) parse(fs *flag.FlagSet, cmd, help string, args []string) (pos []string, code int, ok bool) {
-	pos, err := cliflag.Parse(fs, args)
+	return cliflag.Command("enqueue "+cmd, fs, args, -1, func(w io.Writer) { fmt.Fprint(w, help) }, e.stdout, e.stderr)
+}
+
+// parseID parses the arguments of a command that takes one ID (what names
+// it in messages: "IMPORT_ID", "TASK_ID") and --json. ok is false when the
+// command must stop with code.
+func (e *env) parseID(cmd, help, what string, args []string) (id string, asJSON bool, code int, ok bool) {
+	fs := newFlags(cmd)
+	j := fs.Bool("json", false, "")
+	pos, code, ok := e.parse(fs, cmd, help, args)
 	switch {
-	case errors.Is(err, cliflag.ErrHelp):
-		fmt.Fprint(e.stdout, help)
-		return nil, ExitOK, false
-	case err != nil:
-		return nil, e.usageErr(cmd, "%v", err), false
+	case !ok:
+		return "", false, code, false
+	case len(pos) == 0:
+		return "", false, e.usageErr(cmd, "missing %s", what), false
+	case len(pos) > 1:
+		return "", false, e.usageErr(cmd, "unexpected argument %q after %s", pos[1], what), false
 	}
-	return pos, 0, true
+	return pos[0], *j, 0, true
+}
+
+// printJSON prints v indented on stdout; a failure to write is a runtime
+// failure (code, false).
+func (e *env) printJSON(cmd string, v any) (int, bool) {
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return e.fail(cmd, err), false
+	}
+	return 0, true
 }
 
 // connection is what the commands that talk to Redis need.

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -288,19 +287,12 @@ func writeFailures(w io.Writer, failed map[string]string) {
 
 func (e *env) status(ctx context.Context, args []string) int {
 	const cmd = "status"
-	fs := newFlags(cmd)
-	asJSON := fs.Bool("json", false, "")
-	pos, code, ok := e.parse(fs, cmd, statusHelp, args)
-	if !ok {
-		return code
-	}
+	id, asJSON, code, ok := e.parseID(cmd, statusHelp, "IMPORT_ID", args)
 	switch {
-	case len(pos) == 0:
-		return e.usageErr(cmd, "missing IMPORT_ID")
-	case len(pos) > 1:
-		return e.usageErr(cmd, "unexpected argument %q after IMPORT_ID", pos[1])
-	case importer.ValidateID(pos[0]) != nil:
-		return e.usageErr(cmd, "%q is not an import ID", pos[0])
+	case !ok:
+		return code
+	case importer.ValidateID(id) != nil:
+		return e.usageErr(cmd, "%q is not an import ID", id)
 	}
 	conn, code := e.connect(ctx, cmd)
 	if conn == nil {
@@ -308,18 +300,16 @@ func (e *env) status(ctx context.Context, args []string) int {
 	}
 	defer conn.Close()
 	im := tasks.NewImports(conn.rdb, conn.client, e.app.Prefix, e.logger())
-	s, err := im.Status(ctx, pos[0])
+	s, err := im.Status(ctx, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return e.fail(cmd, fmt.Errorf("no import %q in Redis at %s", pos[0], conn.cfg.Redis))
+		return e.fail(cmd, fmt.Errorf("no import %q in Redis at %s", id, conn.cfg.Redis))
 	case err != nil:
-		return e.fail(cmd, fmt.Errorf("read import %s: %w", pos[0], err))
+		return e.fail(cmd, fmt.Errorf("read import %s: %w", id, err))
 	}
-	if *asJSON {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(s); err != nil {
-			return e.fail(cmd, err)
+	if asJSON {
+		if code, ok := e.printJSON(cmd, s); !ok {
+			return code
 		}
 	} else {
 		writeStatus(e.stdout, s)

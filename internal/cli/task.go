@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -46,38 +45,29 @@ const maxTaskID = 512
 
 func (e *env) task(ctx context.Context, args []string) int {
 	const cmd = "task"
-	fs := newFlags(cmd)
-	asJSON := fs.Bool("json", false, "")
-	pos, code, ok := e.parse(fs, cmd, taskHelp, args)
-	if !ok {
-		return code
-	}
+	id, asJSON, code, ok := e.parseID(cmd, taskHelp, "TASK_ID", args)
 	switch {
-	case len(pos) == 0:
-		return e.usageErr(cmd, "missing TASK_ID")
-	case len(pos) > 1:
-		return e.usageErr(cmd, "unexpected argument %q after TASK_ID", pos[1])
-	case pos[0] == "" || len(pos[0]) > maxTaskID:
-		return e.usageErr(cmd, "%q is not a task ID", pos[0])
+	case !ok:
+		return code
+	case id == "" || len(id) > maxTaskID:
+		return e.usageErr(cmd, "%q is not a task ID", id)
 	}
 	conn, code := e.connect(ctx, cmd)
 	if conn == nil {
 		return code
 	}
 	defer conn.Close()
-	st, err := tasks.FindTask(conn.insp, pos[0])
+	st, err := tasks.FindTask(conn.insp, id)
 	switch {
 	case errors.Is(err, tasks.ErrTaskNotFound):
 		return e.fail(cmd, fmt.Errorf("no task %q in any portal's queue in Redis at %s (finished tasks are kept for %s)",
-			pos[0], conn.cfg.Redis, tasks.DefaultRetention))
+			id, conn.cfg.Redis, tasks.DefaultRetention))
 	case err != nil:
 		return e.fail(cmd, err)
 	}
-	if *asJSON {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(st); err != nil {
-			return e.fail(cmd, err)
+	if asJSON {
+		if code, ok := e.printJSON(cmd, st); !ok {
+			return code
 		}
 	} else {
 		writeTask(e.stdout, st, time.Now())

@@ -105,6 +105,35 @@ func Parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	return pos, nil
 }
 
+// Command parses args with fs for the command called name in messages
+// ("demo", "enqueue import") and does what the style asks: on --help it
+// writes help to stdout and returns ExitHelp; on a usage error (a bad flag,
+// or more than maxArgs positional arguments when maxArgs >= 0) it writes
+// "NAME: problem" and "Run 'NAME --help' for usage." to stderr and returns
+// ExitUsage. ok is true when the command goes on with pos.
+func Command(name string, fs *flag.FlagSet, args []string, maxArgs int, help func(io.Writer), stdout, stderr io.Writer) (pos []string, code int, ok bool) {
+	pos, err := Parse(fs, args)
+	switch {
+	case errors.Is(err, ErrHelp):
+		help(stdout)
+		return nil, ExitHelp, false
+	case err == nil && maxArgs >= 0 && len(pos) > maxArgs:
+		err = fmt.Errorf("unexpected argument %q", pos[maxArgs])
+	}
+	if err != nil {
+		UsageError(stderr, name, err.Error())
+		return nil, ExitUsage, false
+	}
+	return pos, 0, true
+}
+
+// UsageError writes a usage problem of the command name to w in the
+// style's words and returns ExitUsage.
+func UsageError(w io.Writer, name, problem string) int {
+	fmt.Fprintf(w, "%s: %s\nRun '%s --help' for usage.\n", name, problem, name)
+	return ExitUsage
+}
+
 // valueErr strips the strconv wrapping of a standard flag's error
 // ("strconv.ParseInt: parsing \"x\": invalid syntax" → "invalid syntax").
 func valueErr(err error) error {

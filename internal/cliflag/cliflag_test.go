@@ -3,6 +3,8 @@ package cliflag_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"io"
 	"strings"
 	"testing"
 
@@ -143,5 +145,29 @@ func TestPrintDefaultsUsesTwoDashes(t *testing.T) {
 		"  --workers INT\n      worker processes\n"
 	if b.String() != want {
 		t.Errorf("PrintDefaults:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
+
+func TestCommand(t *testing.T) {
+	t.Parallel()
+	help := func(w io.Writer) { fmt.Fprint(w, "Usage: demo\n") }
+	for _, tt := range []struct {
+		args           []string
+		code           int
+		ok             bool
+		stdout, stderr string
+	}{
+		{[]string{"--wait"}, 0, true, "", ""},
+		{[]string{"--help"}, cliflag.ExitHelp, false, "Usage: demo\n", ""},
+		{[]string{"--wiat"}, cliflag.ExitUsage, false, "", "demo: unknown flag --wiat; did you mean --wait?\nRun 'demo --help' for usage.\n"},
+		{[]string{"a", "b"}, cliflag.ExitUsage, false, "", "demo: unexpected argument \"b\"\nRun 'demo --help' for usage.\n"},
+	} {
+		fs := cliflag.NewFlagSet("demo")
+		fs.Bool("wait", false, "")
+		var out, errOut bytes.Buffer
+		_, code, ok := cliflag.Command("demo", fs, tt.args, 1, help, &out, &errOut)
+		if code != tt.code || ok != tt.ok || out.String() != tt.stdout || errOut.String() != tt.stderr {
+			t.Errorf("%q: code %d ok %t stdout %q stderr %q", tt.args, code, ok, out.String(), errOut.String())
+		}
 	}
 }
