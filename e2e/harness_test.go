@@ -536,8 +536,8 @@ func (s *simProc) Block(t testing.TB, method string, d time.Duration) {
 // workerEnv returns the usual worker environment: the redis server, the
 // simulator's webhook as portal "default", fast limits matching a sim
 // started with --rate 50 --burst 50, a side port on a free loopback port,
-// a 5 s shutdown timeout and info logs. extra entries override (an empty
-// value removes the variable).
+// a 5 s shutdown timeout, info logs and a 1 s request limit. extra entries
+// override (an empty value removes the variable).
 func workerEnv(r *redisProc, s *simProc, extra map[string]string) map[string]string {
 	env := map[string]string{
 		"REDIS_URL":               r.URL(0),
@@ -548,6 +548,7 @@ func workerEnv(r *redisProc, s *simProc, extra map[string]string) map[string]str
 		"WORKER_LISTEN":           "127.0.0.1:0",
 		"WORKER_SHUTDOWN_TIMEOUT": "5s",
 		"LOG_LEVEL":               "info",
+		"B24_REQUEST_LIMIT":       "1s", // the simulator runs no request after dropping its answer (unless told to hold it)
 	}
 	if s != nil {
 		env["B24_WEBHOOK_URL"] = s.WebhookURL

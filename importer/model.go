@@ -34,8 +34,8 @@ import (
 //
 // Exactly one of Parent and ParentID must be set in a valid file: Parent names
 // the key of another department of the same file, ParentID an existing
-// department of the portal (0: a new top-level department, allowed once per
-// file).
+// department of the portal (a positive ID: every portal already has its root
+// department, so 0 is refused).
 type Department struct {
 	// Key identifies the row inside the file and in the import's status (key →
 	// created ID). In YAML/JSON it may be omitted; it is then derived from the

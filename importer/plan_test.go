@@ -59,7 +59,7 @@ func TestOrderParentsFirst(t *testing.T) {
 		n := 1 + rng.IntN(300)
 		f := &File{}
 		for i := range n {
-			d := Department{Key: "k" + strconv.Itoa(i), Name: "N", Line: i}
+			d := Department{Key: "k" + strconv.Itoa(i), Name: "N" + strconv.Itoa(i), Line: i}
 			if i == 0 || rng.IntN(10) == 0 {
 				d.ParentID = ptr(1)
 			} else {

@@ -16,12 +16,15 @@ import (
 // Rules: the file has at least one department or workplace; every key is
 // non-empty, unique across departments and workplaces, valid UTF-8 without
 // control characters and at most [MaxNameLen] characters; names and titles
-// likewise, and not blank; a department has exactly one of parent (the key of
-// a department of this file) or parent_id (an existing department: a
-// positive integer, or 0 for a new top-level department, which at most one
-// department of the file may use); parents form no cycle (reported as
-// "cycle: a → b → a", each arrow pointing to the parent); sort is 0 or more;
-// head and type_ids are positive integers.
+// likewise, and not blank ([TextProblem], the rule single tasks share); a
+// department has exactly one of parent (the key of a department of this file)
+// or parent_id (an existing department: a positive integer, see
+// [ParentIDProblem]); no two departments under the same parent (the same
+// parent key or the same parent_id) have the same name, and no two workplaces
+// the same title, compared case-insensitively as the portal does
+// ([SameName]); parents form no cycle (reported as "cycle: a → b → a", each
+// arrow pointing to the parent); sort is 0 or more; head and type_ids are
+// positive integers.
 //
 // Validate is iterative (no recursion over the tree) and O(rows): 10,000
 // departments take a few milliseconds. It does not modify f.
@@ -41,6 +44,7 @@ func (f *File) Validate() error {
 		v.workplace(&f.Workplaces[i])
 	}
 	v.cycles(f, v.parents(f))
+	v.siblings(f)
 
 	if len(v.probs) == 0 {
 		return nil
@@ -60,8 +64,6 @@ type validator struct {
 	probs []Problem
 	seen  map[string]firstUse // every usable key → its first use
 	index map[string]int      // department key → first index
-	// zeroLine is the line of the first parent_id 0 (0: none yet).
-	zeroLine int
 }
 
 // key checks a row's key and that no other row used it before.
@@ -100,22 +102,34 @@ func (v *validator) department(i int, d *Department) {
 }
 
 // parentFields checks that a department has exactly one of parent and
-// parent_id, a usable parent_id, and that parent_id 0 is used once.
+// parent_id, and a usable parent_id.
 func (v *validator) parentFields(r row, d *Department) {
 	switch {
 	case d.Parent != "" && d.ParentID != nil:
 		v.add(r, "has both parent %q and parent_id %d; give only one", d.Parent, *d.ParentID)
 	case d.Parent == "" && d.ParentID == nil:
 		v.add(r, "has neither parent nor parent_id; give one (parent: a key in this file, parent_id: an existing department's ID)")
-	case d.ParentID != nil && *d.ParentID < 0:
-		v.add(r, "parent_id must be a positive integer (or 0 for a new top-level department), not %d", *d.ParentID)
-	case d.ParentID != nil && *d.ParentID == 0:
-		if v.zeroLine != 0 {
-			v.add(r, "more than one new top-level department (parent_id 0; the first is at line %d): a file may create at most one", v.zeroLine)
-		} else {
-			v.zeroLine = d.Line
+	case d.ParentID != nil:
+		if msg := ParentIDProblem(*d.ParentID); msg != "" {
+			v.add(r, "%s", msg)
 		}
 	}
+}
+
+// ParentIDProblem checks the portal ID of a department's parent (parent_id
+// of an import row, of a single task, of the API and --parent-id of the
+// command) and returns "" when it is usable, else why not. It must be a
+// positive integer: 0 is refused because every Bitrix24 portal already has
+// its root department and department.add without a parent always fails.
+func ParentIDProblem(id int64) string {
+	switch {
+	case id == 0:
+		return "parent_id 0: every Bitrix24 portal already has its root department " +
+			"and department.add without a parent always fails; give the ID of an existing department (the root is usually 1)"
+	case id < 0:
+		return fmt.Sprintf("parent_id must be a positive integer (an existing department's ID), not %d", id)
+	}
+	return ""
 }
 
 // workplace checks the fields of a workplace.
@@ -165,21 +179,98 @@ func (v *validator) add(r row, format string, args ...any) {
 
 // text checks a key, name or title; it reports whether the value is usable.
 func (v *validator) text(r row, field, s string) bool {
+	if msg := TextProblem(field, s); msg != "" {
+		v.add(r, "%s", msg)
+		return false
+	}
+	return true
+}
+
+// TrimName is how a name or title is cleaned before it is checked and
+// sent: surrounding white space removed. Import files are read this way,
+// and the producers of single tasks (tasks.NewDepartmentTask, the enqueue
+// command, the HTTP API) do the same.
+func TrimName(s string) string { return strings.TrimSpace(s) }
+
+// TextProblem checks a name, title or key (field names it in the message)
+// by the one rule of import rows and single tasks, and returns "" when it is
+// acceptable, else the problem: blank, not valid UTF-8 (e.g. Latin-1
+// bytes), a control character (Unicode category Cc: C0, DEL, C1), or more
+// than [MaxNameLen] characters (counted in characters, not bytes). Names
+// are trimmed with [TrimName] first; TextProblem does not trim.
+func TextProblem(field, s string) string {
 	switch {
 	case strings.TrimSpace(s) == "":
-		v.add(r, "%s is empty", field)
+		return field + " is empty"
 	case !utf8.ValidString(s):
-		v.add(r, "%s is not valid UTF-8", field)
+		return field + " is not valid UTF-8"
 	case strings.IndexFunc(s, unicode.IsControl) >= 0:
-		c := s[strings.IndexFunc(s, unicode.IsControl):]
-		ch, _ := utf8.DecodeRuneInString(c)
-		v.add(r, "%s contains the control character %U; remove it", field, ch)
+		ch, _ := utf8.DecodeRuneInString(s[strings.IndexFunc(s, unicode.IsControl):])
+		return fmt.Sprintf("%s contains the control character %U; remove it", field, ch)
 	case utf8.RuneCountInString(s) > MaxNameLen:
-		v.add(r, "%s is %d characters long; the limit is %d", field, utf8.RuneCountInString(s), MaxNameLen)
-	default:
-		return true
+		return fmt.Sprintf("%s is %d characters long; the limit is %d", field, utf8.RuneCountInString(s), MaxNameLen)
 	}
-	return false
+	return ""
+}
+
+// SameName reports whether two department names (or workplace titles)
+// name the same object for the portal: equal after trimming, ignoring case,
+// as the portal's lookup (SQL LIKE, case-insensitive) compares them.
+func SameName(a, b string) bool { return nameKey(a) == nameKey(b) }
+
+func nameKey(s string) string { return strings.ToLower(TrimName(s)) }
+
+// siblings reports departments with the same name under the same parent
+// and workplaces with the same title: the portal would hold one object for
+// both (a lookup cannot tell them apart), so an import could never create
+// both exactly once. Each later row names the first one.
+func (v *validator) siblings(f *File) {
+	type first struct {
+		key  string
+		line int
+	}
+	seen := make(map[string]first, len(f.Departments)+len(f.Workplaces))
+	// check records a row's name within scope ("" for workplaces, which
+	// have no parent; else the parent in words).
+	check := func(r row, scope, field, name string) {
+		if TextProblem(field, name) != "" {
+			return // reported as a bad name already
+		}
+		k := r.kind + "\x00" + scope + "\x00" + nameKey(name)
+		s, dup := seen[k]
+		if !dup {
+			seen[k] = first{r.key, r.line}
+			return
+		}
+		where := ""
+		if scope != "" {
+			where = " under the same parent (" + scope + ")"
+		}
+		v.add(r, "same %s as %s %s at line %d%s: the portal compares %ss case-insensitively, so both rows would be one %s; rename one",
+			field, r.kind, show(s.key), s.line, where, field, r.kind)
+	}
+	for i := range f.Departments {
+		d := &f.Departments[i]
+		if d.bad&(fName|fParent|fParentID|fKey) != 0 || v.index[d.Key] != i || d.Key == "" {
+			continue // a bad or duplicate key is reported already
+		}
+		var scope string
+		switch {
+		case d.Parent != "" && d.ParentID == nil:
+			scope = "parent " + show(d.Parent)
+		case d.Parent == "" && d.ParentID != nil && *d.ParentID > 0:
+			scope = "parent_id " + strconv.FormatInt(*d.ParentID, 10)
+		default:
+			continue // no usable parent: reported as such
+		}
+		check(row{kind: "department", key: d.Key, line: d.Line}, scope, "name", d.Name)
+	}
+	for i := range f.Workplaces {
+		w := &f.Workplaces[i]
+		if s := v.seen[w.Key]; w.bad&(fName|fKey) == 0 && s.kind == "workplace" && s.line == w.Line {
+			check(row{kind: "workplace", key: w.Key, line: w.Line}, "", "title", w.Title)
+		}
+	}
 }
 
 // cycles reports every cycle of parent references once, starting at its

@@ -31,8 +31,10 @@ func TestBadFiles(t *testing.T) {
 		{"parent_is_workplace.yaml", 2, `parent "hr" is a workplace (line 6), not a department`},
 		{"both_parents.json", 3, `has both parent "sales" and parent_id 5`},
 		{"neither_parent.yaml", 2, "has neither parent nor parent_id"},
-		{"negative_parent_id.json", 2, "parent_id must be a positive integer (or 0 for a new top-level department), not -3"},
-		{"two_top_level.yaml", 5, "more than one new top-level department (parent_id 0; the first is at line 2)"},
+		{"negative_parent_id.json", 2, "parent_id must be a positive integer (an existing department's ID), not -3"},
+		{"zero_parent_id.yaml", 5, `department "other": parent_id 0: every Bitrix24 portal already has its root department`},
+		{"sibling_duplicate.yaml", 5, `department "sales-2": same name as department sales at line 2 under the same parent (parent_id 1)`},
+		{"duplicate_title.json", 4, `workplace "hr-2": same title as workplace hr at line 2: the portal compares titles case-insensitively`},
 		{"non_numeric_parent_id.json", 3, `parent_id: "abc" is not an integer`},
 		{"non_numeric_sort.csv", 3, `department "eu": sort: "ten" is not an integer`},
 		{"non_numeric_head.yaml", 5, `head: "boss" is not an integer`},
@@ -456,6 +458,70 @@ func TestExamples(t *testing.T) {
 			if *d.ParentID != 1 {
 				t.Errorf("%s: root %s has parent_id %d, want 1", tt.path, d.Key, *d.ParentID)
 			}
+		}
+	}
+}
+
+// TestSharedRules: the rules single tasks share with import rows
+// (tasks.DepartmentPayload.Validate calls them) say the same as Validate.
+func TestSharedRules(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ in, want string }{
+		{"Sales", ""},
+		{"  ", "name is empty"},
+		{"Sales\x07", "name contains the control character U+0007; remove it"},
+		{"Sales\u0085", "name contains the control character U+0085; remove it"},
+		{"Caf\xe9", "name is not valid UTF-8"}, // Latin-1 é
+		{strings.Repeat("я", MaxNameLen), ""},
+		{strings.Repeat("я", MaxNameLen+1), "name is 256 characters long; the limit is 255"},
+	} {
+		if got := TextProblem("name", tt.in); got != tt.want {
+			t.Errorf("TextProblem(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+	if got := TrimName(" \t Sales EU \n"); got != "Sales EU" {
+		t.Errorf("TrimName = %q", got)
+	}
+	for id, want := range map[int64]string{1: "", 12: "", 0: "every Bitrix24 portal already has its root department", -3: "not -3"} {
+		if got := ParentIDProblem(id); (want == "") != (got == "") || !strings.Contains(got, want) {
+			t.Errorf("ParentIDProblem(%d) = %q, want %q", id, got, want)
+		}
+	}
+	if !SameName(" Sales ", "sALES") || SameName("Sales", "Sales EU") {
+		t.Error("SameName compares trimmed names case-insensitively")
+	}
+}
+
+// TestSiblingDuplicates: the same name under the same parent is refused
+// wherever the rows are (nested or flat), naming both rows; the same name
+// under different parents, or as a department and a workplace, is fine.
+func TestSiblingDuplicates(t *testing.T) {
+	t.Parallel()
+	src := `departments:
+  - key: sales
+    name: Sales
+    parent_id: 1
+    children:
+      - {key: eu, name: EU}
+      - {key: eu-again, name: eu}
+  - {key: ops, name: Operations, parent_id: 1}
+  - {key: ops-eu, name: EU, parent: ops}
+  - {key: ops-2, name: OPERATIONS, parent_id: 1}
+workplaces:
+  - {key: w-sales, title: Sales}
+`
+	_, err := load(YAML, []byte(src))
+	probs := problems(t, err)
+	want := []string{
+		`line 7: department "eu-again": same name as department eu at line 6 under the same parent (parent sales)`,
+		`line 10: department "ops-2": same name as department ops at line 8 under the same parent (parent_id 1)`,
+	}
+	if len(probs) != len(want) {
+		t.Fatalf("got %v, want %d problems", err, len(want))
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(probs[i].String(), w) {
+			t.Errorf("problem %d = %q, want prefix %q", i, probs[i], w)
 		}
 	}
 }

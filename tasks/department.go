@@ -7,6 +7,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/b24queue/b24queue/b24"
+	"github.com/b24queue/b24queue/importer"
 )
 
 // DepartmentPayload is the payload of a department:create task. It names a
@@ -14,8 +15,9 @@ import (
 type DepartmentPayload struct {
 	Portal string `json:"portal"`
 	Name   string `json:"name"`
-	// Parent is the ID of the parent department in the portal; 0 asks for a
-	// new top-level department, which a portal allows only once.
+	// Parent is the ID of the parent department in the portal (parent_id in
+	// import files, the API and --parent-id): a positive ID, since every
+	// portal already has its root department.
 	Parent int64 `json:"parent"`
 	Sort   int   `json:"sort,omitempty"`
 	// Head is the user ID of the department's head (UF_HEAD); 0 for none.
@@ -29,8 +31,8 @@ type DepartmentPayload struct {
 func (p DepartmentPayload) Validate() error {
 	problems := checkPortal(p.Portal, nil)
 	problems = checkName("name", p.Name, problems)
-	if p.Parent < 0 {
-		problems = append(problems, fmt.Sprintf("parent %d: must be a department ID (> 0) or 0 for a new top-level department", p.Parent))
+	if msg := importer.ParentIDProblem(p.Parent); msg != "" {
+		problems = append(problems, msg)
 	}
 	if p.Sort < 0 {
 		problems = append(problems, fmt.Sprintf("sort %d: must not be negative", p.Sort))
@@ -49,12 +51,13 @@ func (p DepartmentPayload) fields() b24.DepartmentFields {
 	return b24.DepartmentFields{Name: p.Name, Parent: p.Parent, Sort: p.Sort, Head: p.Head}
 }
 
-// NewDepartmentTask validates p and returns a department:create task with the
+// NewDepartmentTask trims p's name (importer.TrimName), validates p and returns a department:create task with the
 // default options for p's portal (see Options); opts may override them.
 func NewDepartmentTask(p DepartmentPayload, opts ...asynq.Option) (*asynq.Task, error) {
 	if p.Portal == "" {
 		p.Portal = DefaultPortal
 	}
+	p.Name = importer.TrimName(p.Name)
 	return newTask(TypeDepartmentCreate, p.Portal, p, opts)
 }
 

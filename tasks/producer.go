@@ -2,6 +2,13 @@ package tasks
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/hibiken/asynq"
 
@@ -15,7 +22,8 @@ import (
 // valid. Callers branch on the errors with errors.As / errors.Is and only
 // translate them (exit code, HTTP status):
 //
-//   - *ValidationError: a task's fields or the portal name are invalid;
+//   - *ValidationError: a task's fields or the portal name are invalid, or
+//     (WithKnownPortals) no live worker serves the portal;
 //   - *importer.ValidationError: an import file is invalid (every problem);
 //   - importer.ErrInvalidID (wrapped): an import ID breaks importer.ValidateID;
 //   - store.ErrConflict (wrapped): the import ID is taken by other content
@@ -26,40 +34,128 @@ import (
 type Producer struct {
 	client  *asynq.Client
 	imports *Imports
+	known   KnownPortals
+}
+
+// ProducerOption adjusts NewProducer.
+type ProducerOption func(*Producer)
+
+// WithKnownPortals makes the Producer refuse a portal that no live worker
+// serves, with a *ValidationError naming the portals that are served, instead
+// of queueing tasks nobody will ever run. known is asked once per request; an
+// empty answer means nobody can tell (no worker is up) and any valid portal
+// name is accepted then. Without this option every valid name is accepted.
+func WithKnownPortals(known KnownPortals) ProducerOption {
+	return func(p *Producer) { p.known = known }
 }
 
 // NewProducer returns a Producer that enqueues single tasks with client and
 // submits imports with imports; both must use the same Redis. imports may be
 // nil for a Producer that only enqueues single tasks.
-func NewProducer(client *asynq.Client, imports *Imports) *Producer {
-	return &Producer{client: client, imports: imports}
+func NewProducer(client *asynq.Client, imports *Imports, opts ...ProducerOption) *Producer {
+	p := &Producer{client: client, imports: imports}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
 }
 
 // EnqueueDepartment validates d (see DepartmentPayload.Validate; an empty
-// Portal is DefaultPortal) and enqueues a department:create task with the
-// default options and opts.
+// Portal is DefaultPortal; the name is trimmed), checks that a worker
+// serves the portal (WithKnownPortals) and enqueues a department:create task
+// with the default options and opts.
 func (p *Producer) EnqueueDepartment(ctx context.Context, d DepartmentPayload, opts ...asynq.Option) (*asynq.TaskInfo, error) {
 	task, err := NewDepartmentTask(d, opts...)
 	if err != nil {
 		return nil, err
 	}
-	return p.client.EnqueueContext(ctx, task)
+	return p.enqueue(ctx, d.Portal, task)
 }
 
 // EnqueueWorkplace validates w (see WorkplacePayload.Validate; an empty
-// Portal is DefaultPortal) and enqueues a workplace:create task with the
-// default options and opts.
+// Portal is DefaultPortal; the title is trimmed), checks that a worker
+// serves the portal (WithKnownPortals) and enqueues a workplace:create task
+// with the default options and opts.
 func (p *Producer) EnqueueWorkplace(ctx context.Context, w WorkplacePayload, opts ...asynq.Option) (*asynq.TaskInfo, error) {
 	task, err := NewWorkplaceTask(w, opts...)
 	if err != nil {
 		return nil, err
 	}
+	return p.enqueue(ctx, w.Portal, task)
+}
+
+func (p *Producer) enqueue(ctx context.Context, portal string, task *asynq.Task) (*asynq.TaskInfo, error) {
+	if err := p.checkServed(ctx, portal); err != nil {
+		return nil, err
+	}
 	return p.client.EnqueueContext(ctx, task)
 }
 
+// checkServed refuses a portal no live worker serves, when the Producer
+// was given KnownPortals and they can tell.
+func (p *Producer) checkServed(ctx context.Context, portal string) error {
+	if p.known == nil {
+		return nil
+	}
+	if portal == "" {
+		portal = DefaultPortal
+	}
+	served, err := p.known(ctx)
+	if err != nil {
+		return fmt.Errorf("list the portals workers serve: %w", err)
+	}
+	if len(served) == 0 || slices.Contains(served, portal) {
+		return nil
+	}
+	return &ValidationError{Problems: []string{UnservedPortalProblem(portal, served)}}
+}
+
+// UnservedPortalProblem is the message of a portal no live worker serves
+// while others are served.
+func UnservedPortalProblem(portal string, served []string) string {
+	return fmt.Sprintf("portal %q: no worker serves it; the portals served now are %s", portal, strings.Join(served, ", "))
+}
+
+// KnownPortals returns the names of the portals that live workers serve,
+// sorted. An empty list means that nobody can tell (no worker is up). It is
+// the one place a producer learns which portals exist: today
+// ServedPortals (asynq's list of live servers); a portal registry may
+// replace it.
+type KnownPortals func(ctx context.Context) ([]string, error)
+
+// ServedPortals returns the KnownPortals of asynq's live servers
+// (Inspector.Servers): a worker serves portal NAME while one of its servers
+// that has not stopped lists the queue QueueName(NAME). A server that died
+// without stopping drops out when its heartbeat expires (asynq's server
+// TTL, about 30 s). own are portals the caller serves itself (a worker's
+// API: its own portals count before its servers have announced
+// themselves).
+func ServedPortals(insp *asynq.Inspector, own ...string) KnownPortals {
+	return func(context.Context) ([]string, error) {
+		servers, err := insp.Servers()
+		if err != nil {
+			return nil, err
+		}
+		names := slices.Clone(own)
+		for _, s := range servers {
+			if s.Status == "stopped" || s.Status == "closed" {
+				continue
+			}
+			for q := range s.Queues {
+				if name, ok := PortalOfQueue(q); ok && !slices.Contains(names, name) {
+					names = append(names, name)
+				}
+			}
+		}
+		slices.Sort(names)
+		return names, nil
+	}
+}
+
 // SubmitImport checks the portal ("" is DefaultPortal) and the import ID
-// (when given) before the file, then validates the whole file and submits
-// it (see Imports.Submit). An empty importID is DerivedImportID(portal, f).
+// (when given) before the file, then validates the whole file, checks that
+// a worker serves the portal (WithKnownPortals) and submits it (see
+// Imports.Submit). An empty importID is DerivedImportID(portal, f).
 func (p *Producer) SubmitImport(ctx context.Context, portal, importID string, f *importer.File) (SubmitResult, error) {
 	if portal == "" {
 		portal = DefaultPortal
@@ -69,6 +165,15 @@ func (p *Producer) SubmitImport(ctx context.Context, portal, importID string, f 
 	}
 	if importID != "" {
 		if err := importer.ValidateID(importID); err != nil {
+			return SubmitResult{}, err
+		}
+	}
+	if p.known != nil {
+		// The file's problems come first: they are what the user fixes.
+		if err := f.Validate(); err != nil {
+			return SubmitResult{}, err
+		}
+		if err := p.checkServed(ctx, portal); err != nil {
 			return SubmitResult{}, err
 		}
 	}
@@ -91,4 +196,138 @@ func derivedImportID(portal, digest string) string {
 		return digest
 	}
 	return digest + "-" + portal
+}
+
+// WaitServed asks known every 20 ms until every one of portals is served,
+// for at most timeout (or until ctx ends), and reports whether they are.
+// A worker that just started its servers, or a producer that just started
+// workers, waits so for asynq to list them.
+func WaitServed(ctx context.Context, known KnownPortals, timeout time.Duration, portals ...string) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		names, err := known(ctx)
+		if err == nil && !slices.ContainsFunc(portals, func(p string) bool { return !slices.Contains(names, p) }) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// TaskStatus is what became of one task, by its ID alone: `enqueue task
+// TASK_ID --json` and GET /v1/tasks/{id} answer with it. Fields that do not
+// apply are left out of the JSON.
+type TaskStatus struct {
+	ID     string `json:"id"`
+	Portal string `json:"portal"`
+	Queue  string `json:"queue"`
+	Type   string `json:"type"`
+	// State is asynq's: pending, active, scheduled (parked or delayed),
+	// retry (waiting for its next attempt), completed, archived (failed
+	// for good) or aggregating (waiting to join a batch).
+	State string `json:"state"`
+	// ImportID and Key name the import item a task belongs to; an item's
+	// created ID is in the import's status, not here.
+	ImportID string `json:"import_id,omitempty"`
+	Key      string `json:"key,omitempty"`
+	// CreatedID is the ID of the created (or adopted) department or
+	// workplace of a completed single task; Adopted is set when an earlier
+	// attempt had created it already.
+	CreatedID int64 `json:"created_id,omitempty"`
+	Adopted   bool  `json:"adopted,omitempty"`
+	// Error is the last failure of a task that is not completed, and
+	// ErrorCode its Bitrix24 error code when it has one (BX_EMPTY_REQUIRED,
+	// LIMIT_EXCEEDED, ...).
+	Error     string `json:"error,omitempty"`
+	ErrorCode string `json:"error_code,omitempty"`
+	// Retried is the number of failed attempts so far (parking for a
+	// limit does not count), of at most MaxRetry.
+	Retried  int `json:"retried"`
+	MaxRetry int `json:"max_retry"`
+	// NextAttemptAt is when a scheduled or retry task runs next.
+	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
+	LastFailedAt  *time.Time `json:"last_failed_at,omitempty"`
+	CompletedAt   *time.Time `json:"completed_at,omitempty"`
+}
+
+// ErrTaskNotFound is returned (wrapped) by FindTask for an ID that no
+// portal's queue holds: never enqueued, or finished longer ago than its
+// retention (DefaultRetention).
+var ErrTaskNotFound = errors.New("task not found")
+
+// FindTask looks task id up in every portal's queue (queues named
+// QueueName(PORTAL)), so that the ID a producer printed is enough.
+func FindTask(insp *asynq.Inspector, id string) (TaskStatus, error) {
+	queues, err := insp.Queues()
+	if err != nil {
+		return TaskStatus{}, fmt.Errorf("list queues: %w", err)
+	}
+	slices.Sort(queues)
+	for _, q := range queues {
+		portal, ok := PortalOfQueue(q)
+		if !ok {
+			continue
+		}
+		info, err := insp.GetTaskInfo(q, id)
+		switch {
+		case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
+			continue
+		case err != nil:
+			return TaskStatus{}, fmt.Errorf("read task %s in %s: %w", id, q, err)
+		}
+		return taskStatus(portal, info), nil
+	}
+	return TaskStatus{}, fmt.Errorf("%w: %q", ErrTaskNotFound, id)
+}
+
+func taskStatus(portal string, info *asynq.TaskInfo) TaskStatus {
+	st := TaskStatus{
+		ID: info.ID, Portal: portal, Queue: info.Queue, Type: info.Type, State: info.State.String(),
+		Retried: info.Retried, MaxRetry: info.MaxRetry,
+	}
+	var item struct {
+		ImportID string `json:"import_id"`
+		Key      string `json:"key"`
+	}
+	if json.Unmarshal(info.Payload, &item) == nil {
+		st.ImportID, st.Key = item.ImportID, item.Key
+	}
+	if info.State == asynq.TaskStateCompleted {
+		var res createResult
+		if json.Unmarshal(info.Result, &res) == nil {
+			st.CreatedID, st.Adopted = res.ID, res.Adopted
+		}
+	} else if info.LastErr != "" {
+		st.Error, st.ErrorCode = info.LastErr, ErrorCode(info.LastErr)
+	}
+	if (info.State == asynq.TaskStateScheduled || info.State == asynq.TaskStateRetry) && !info.NextProcessAt.IsZero() {
+		st.NextAttemptAt = &info.NextProcessAt
+	}
+	if !info.LastFailedAt.IsZero() {
+		st.LastFailedAt = &info.LastFailedAt
+	}
+	if !info.CompletedAt.IsZero() {
+		st.CompletedAt = &info.CompletedAt
+	}
+	return st
+}
+
+// errorCodeRE finds the code in a task error written from a *b24.Error
+// ("... b24: department.add: BX_EMPTY_REQUIRED: ..."): an upper-case code,
+// or a lower-case one with an underscore (expired_token).
+var errorCodeRE = regexp.MustCompile(`\bb24: (?:[a-z][a-zA-Z0-9]*(?:\.[a-zA-Z0-9]+)+: )?([A-Z][A-Z0-9_]+|[a-z]+(?:_[a-z]+)+)\b`)
+
+// ErrorCode returns the Bitrix24 error code in a task's error message, or
+// "" when it holds none.
+func ErrorCode(msg string) string {
+	if m := errorCodeRE.FindStringSubmatch(msg); m != nil {
+		return m[1]
+	}
+	return ""
 }

@@ -78,7 +78,7 @@ func TestProducerRefusesInvalidRequests(t *testing.T) {
 	}
 
 	_, err := p.EnqueueDepartment(ctx, DepartmentPayload{Portal: b.portal, Name: " ", Parent: -1, Sort: -5, Head: -2})
-	taskProblems(t, err, "name is empty", "parent -1", "sort -5", "head -2")
+	taskProblems(t, err, "name is empty", "parent_id must be a positive integer", "sort -5", "head -2")
 	_, err = p.EnqueueWorkplace(ctx, WorkplacePayload{Portal: "Not Valid", Title: "HR", TypeIDs: []int64{1, 0}})
 	taskProblems(t, err, `portal "Not Valid"`, "type_ids[1]")
 

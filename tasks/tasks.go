@@ -7,9 +7,10 @@ import (
 	"regexp"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/hibiken/asynq"
+
+	"github.com/b24queue/b24queue/importer"
 )
 
 // Task type names, in asynq's "domain:action" style.
@@ -36,7 +37,17 @@ const (
 // per portal keeps a huge import on one portal from standing in front of the
 // small jobs of another: the worker serves every portal's queue with equal
 // weight.
-func QueueName(portal string) string { return "b24:" + portal }
+func QueueName(portal string) string { return queuePrefix + portal }
+
+// queuePrefix starts the name of every portal's queue.
+const queuePrefix = "b24:"
+
+// PortalOfQueue returns the portal whose queue is queue (QueueName), and
+// false for a queue that is not a portal's.
+func PortalOfQueue(queue string) (string, bool) {
+	name, ok := strings.CutPrefix(queue, queuePrefix)
+	return name, ok && ValidPortalName(name)
+}
 
 // PortalNamePattern is the rule for portal names: 1 to 63 lower-case ASCII
 // letters, digits, '_' and '-', starting with a letter or digit. A portal's
@@ -61,8 +72,9 @@ func CheckPortalName(name string) error {
 }
 
 // MaxNameLength is the longest department name or workplace title accepted,
-// in characters.
-const MaxNameLength = 255
+// in characters (importer.MaxNameLen: one rule for single tasks and import
+// rows).
+const MaxNameLength = importer.MaxNameLen
 
 // ValidationError lists every problem found in a task's input.
 type ValidationError struct {
@@ -80,16 +92,12 @@ func checkPortal(p string, problems []string) []string {
 	return problems
 }
 
+// checkName checks a department name or workplace title by the rule of
+// import rows (importer.TextProblem) after trimming it as import files are
+// trimmed (importer.TrimName): the constructors send the trimmed value.
 func checkName(field, v string, problems []string) []string {
-	switch {
-	case strings.TrimSpace(v) == "":
-		problems = append(problems, field+" is empty")
-	case !utf8.ValidString(v):
-		problems = append(problems, field+" is not valid UTF-8")
-	case utf8.RuneCountInString(v) > MaxNameLength:
-		problems = append(problems, fmt.Sprintf("%s is longer than %d characters", field, MaxNameLength))
-	case strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }):
-		problems = append(problems, field+" contains control characters")
+	if msg := importer.TextProblem(field, importer.TrimName(v)); msg != "" {
+		problems = append(problems, msg)
 	}
 	return problems
 }

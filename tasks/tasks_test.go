@@ -16,7 +16,7 @@ func TestNewDepartmentTaskValidatesEveryField(t *testing.T) {
 	if !errors.As(err, &verr) {
 		t.Fatalf("err = %v, want *ValidationError", err)
 	}
-	want := []string{"portal", "name is empty", "parent -1", "sort -5", "head -2", "import_id and key"}
+	want := []string{"portal", "name is empty", "parent_id must be a positive integer", "sort -5", "head -2", "import_id and key"}
 	if len(verr.Problems) != len(want) {
 		t.Fatalf("problems = %q, want %d", verr.Problems, len(want))
 	}
@@ -53,8 +53,8 @@ func TestNewWorkplaceTaskValidates(t *testing.T) {
 		want string
 	}{
 		{WorkplacePayload{Title: ""}, "title is empty"},
-		{WorkplacePayload{Title: long}, "longer than 255"},
-		{WorkplacePayload{Title: "HR\x00"}, "control characters"},
+		{WorkplacePayload{Title: long}, "the limit is 255"},
+		{WorkplacePayload{Title: "HR\x00"}, "control character U+0000"},
 		{WorkplacePayload{Title: "HR", TypeIDs: []int64{1, 0}}, "type_ids[1]"},
 		{WorkplacePayload{Title: "\xff"}, "UTF-8"},
 	} {

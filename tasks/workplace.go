@@ -7,6 +7,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/b24queue/b24queue/b24"
+	"github.com/b24queue/b24queue/importer"
 )
 
 // WorkplacePayload is the payload of a workplace:create task
@@ -40,12 +41,13 @@ func (p WorkplacePayload) fields() b24.AutomatedSolutionFields {
 	return b24.AutomatedSolutionFields{Title: p.Title, TypeIDs: p.TypeIDs}
 }
 
-// NewWorkplaceTask validates p and returns a workplace:create task with the
+// NewWorkplaceTask trims p's title (importer.TrimName), validates p and returns a workplace:create task with the
 // default options for p's portal (see Options); opts may override them.
 func NewWorkplaceTask(p WorkplacePayload, opts ...asynq.Option) (*asynq.Task, error) {
 	if p.Portal == "" {
 		p.Portal = DefaultPortal
 	}
+	p.Title = importer.TrimName(p.Title)
 	return newTask(TypeWorkplaceCreate, p.Portal, p, opts)
 }
 

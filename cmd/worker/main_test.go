@@ -3,8 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -126,24 +130,106 @@ func TestRunStopsCleanly(t *testing.T) {
 	}
 }
 
-// TestRunRuntimeError: a side port that cannot be bound is a runtime
-// failure, exit 1.
-func TestRunRuntimeError(t *testing.T) {
+// TestRunBusySidePort: a side port another process holds is a
+// configuration problem (exit 2) that names WORKER_LISTEN and --listen and
+// says what to do; a second worker on one machine needs its own port.
+func TestRunBusySidePort(t *testing.T) {
 	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = ln.Close() })
-	var out, errOut bytes.Buffer
-	code := run(context.Background(), []string{"--listen", ln.Addr().String()}, env(map[string]string{
-		"B24_WEBHOOK_URL": "https://acme.bitrix24.ru/rest/1/topsecret99/",
-		"REDIS_URL":       deadRedis(t),
-	}), &out, &errOut)
-	if code != 1 {
-		t.Fatalf("exit %d, want 1; stderr %s", code, errOut.String())
+	port := ln.Addr().(*net.TCPAddr).Port
+	for _, viaFlag := range []bool{false, true} {
+		e := map[string]string{"B24_WEBHOOK_URL": "https://acme.bitrix24.ru/rest/1/topsecret99/", "REDIS_URL": deadRedis(t)}
+		var args []string
+		if viaFlag {
+			args = []string{"--listen", ln.Addr().String()}
+		} else {
+			e["WORKER_LISTEN"] = ln.Addr().String()
+		}
+		var out, errOut bytes.Buffer
+		code := run(context.Background(), args, env(e), &out, &errOut)
+		if code != 2 {
+			t.Fatalf("exit %d, want 2; stderr %s", code, errOut.String())
+		}
+		want := fmt.Sprintf("worker: invalid configuration:\n  WORKER_LISTEN (--listen) %s: the address is already in use by another process (another worker?); "+
+			"give each worker on this machine its own side port, e.g. WORKER_LISTEN=127.0.0.1:%d, or turn it off with WORKER_LISTEN=off\n", ln.Addr(), port+1)
+		if !strings.HasPrefix(errOut.String(), want) {
+			t.Errorf("stderr:\n%s\nwant it to start with:\n%s", errOut.String(), want)
+		}
+		if strings.Contains(errOut.String(), "topsecret99") {
+			t.Error("stderr shows the webhook secret")
+		}
 	}
-	if !strings.Contains(errOut.String(), "side port") {
-		t.Errorf("stderr lacks the reason:\n%s", errOut.String())
+}
+
+// A misspelled flag or command is a usage error with a suggestion.
+func TestRunSuggests(t *testing.T) {
+	t.Parallel()
+	e := env(map[string]string{"B24_WEBHOOK_URL": "https://acme.bitrix24.ru/rest/1/topsecret99/"})
+	for args, want := range map[string]string{
+		"--concurency 3": "unknown flag --concurency; did you mean --concurrency?",
+		"-lisen x":       "unknown flag --lisen; did you mean --listen?",
+		"helthcheck":     "did you mean healthcheck?",
+	} {
+		var out, errOut bytes.Buffer
+		if code := run(context.Background(), strings.Fields(args), e, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), want) {
+			t.Errorf("%s: exit %d, stderr %q; want 2 and %q", args, code, errOut.String(), want)
+		}
+	}
+}
+
+// worker healthcheck asks /healthz on the side port: 0 on 200, 1 otherwise,
+// 0.0.0.0 asked on loopback, WORKER_LISTEN or --listen.
+func TestHealthcheck(t *testing.T) {
+	t.Parallel()
+	status := http.StatusOK
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if r.URL.Path != "/healthz" {
+			http.NotFound(w, r)
+			return
+		}
+		w.WriteHeader(status)
+	}))
+	t.Cleanup(srv.Close)
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	check := func(args []string, e map[string]string) (int, string, string) {
+		var out, errOut bytes.Buffer
+		code := run(context.Background(), append([]string{"healthcheck"}, args...), env(e), &out, &errOut)
+		return code, out.String(), errOut.String()
+	}
+	if code, _, errOut := check(nil, map[string]string{"WORKER_LISTEN": "0.0.0.0:" + port}); code != 0 {
+		t.Errorf("healthy via WORKER_LISTEN 0.0.0.0: exit %d, %s", code, errOut)
+	}
+	if code, _, errOut := check([]string{"--listen", "127.0.0.1:" + port}, nil); code != 0 {
+		t.Errorf("healthy via --listen: exit %d, %s", code, errOut)
+	}
+	if code, _, errOut := check([]string{"--listen", "127.0.0.1:" + port, "--path", "/other"}, nil); code != 1 || !strings.Contains(errOut, "/other: 404") {
+		t.Errorf("--path: exit %d, %s", code, errOut)
+	}
+	mu.Lock()
+	status = http.StatusServiceUnavailable
+	mu.Unlock()
+	if code, _, errOut := check([]string{"--listen=:" + port}, nil); code != 1 || !strings.Contains(errOut, "unhealthy") || !strings.Contains(errOut, "503") {
+		t.Errorf("unhealthy: exit %d, %q", code, errOut)
+	}
+	closed := deadRedis(t)[len("redis://"):]
+	closed = closed[:strings.LastIndex(closed, "/")]
+	if code, _, errOut := check([]string{"--listen", closed, "--timeout", "1s"}, nil); code != 1 || !strings.Contains(errOut, "connection refused") {
+		t.Errorf("nobody listening: exit %d, %q", code, errOut)
+	}
+	if code, out, _ := check([]string{"--help"}, nil); code != 0 || !strings.Contains(out, "Usage: worker healthcheck") {
+		t.Errorf("--help: exit %d, %q", code, out)
+	}
+	if code, _, errOut := check([]string{"--lisen", "x"}, nil); code != 2 || !strings.Contains(errOut, "did you mean --listen?") {
+		t.Errorf("bad flag: exit %d, %q", code, errOut)
+	}
+	if code, _, errOut := check(nil, map[string]string{"WORKER_LISTEN": "off"}); code != 2 || !strings.Contains(errOut, "the side port is off") {
+		t.Errorf("side port off: exit %d, %q", code, errOut)
 	}
 }

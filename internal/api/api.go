@@ -1,7 +1,7 @@
 // Package api is the worker's HTTP enqueue API for services not written in
-// Go: one department, one workplace, a whole import, an import's status. It
-// accepts and rejects exactly what the enqueue command does (both go
-// through tasks.Producer), and answers in JSON.
+// Go: one department, one workplace, a whole import, an import's status, a
+// task's outcome. It accepts and rejects exactly what the enqueue command
+// does (both go through tasks.Producer), and answers in JSON.
 //
 // Authentication is not done here: the worker mounts this handler behind the
 // side port's basic auth (worker.Mount).
@@ -17,7 +17,9 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hibiken/asynq"
 
@@ -45,9 +47,13 @@ type ErrorBody struct {
 }
 
 // TaskAccepted is the 202 answer of POST /v1/departments and /v1/workplaces.
+// Warnings lists what the request should change although it was accepted
+// (a deprecated field); each is also sent as a `Warning: 299 - "..."`
+// header.
 type TaskAccepted struct {
-	TaskID string `json:"task_id"`
-	Queue  string `json:"queue"`
+	TaskID   string   `json:"task_id"`
+	Queue    string   `json:"queue"`
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // ImportAccepted is the 202 answer of POST /v1/imports.
@@ -60,15 +66,23 @@ type ImportAccepted struct {
 	Existing bool `json:"existing"`
 }
 
-// DepartmentRequest is the body of POST /v1/departments. Parent is required
-// (0 asks for a new top-level department), like --parent of the command.
+// DepartmentRequest is the body of POST /v1/departments. ParentID is
+// required: the ID of an existing department (every portal has its root
+// department, so 0 is refused), like --parent-id of the command and
+// parent_id of import files. Parent is its deprecated spelling, accepted
+// for one release with a warning.
 type DepartmentRequest struct {
-	Portal string `json:"portal"`
-	Name   string `json:"name"`
-	Parent *int64 `json:"parent"`
-	Sort   int    `json:"sort"`
-	Head   int64  `json:"head"`
+	Portal   string `json:"portal"`
+	Name     string `json:"name"`
+	ParentID *int64 `json:"parent_id"`
+	Parent   *int64 `json:"parent"`
+	Sort     int    `json:"sort"`
+	Head     int64  `json:"head"`
 }
+
+// DeprecatedParent is the warning of a request that names the parent with
+// the deprecated field "parent".
+const DeprecatedParent = `"parent" is deprecated and will be removed in the next release; use "parent_id"`
 
 // WorkplaceRequest is the body of POST /v1/workplaces.
 type WorkplaceRequest struct {
@@ -78,12 +92,30 @@ type WorkplaceRequest struct {
 }
 
 // server holds what the handlers share; it is safe for concurrent use as
-// long as its parts are (tasks.Producer and tasks.Imports are).
+// long as its parts are (tasks.Producer, tasks.Imports and asynq.Inspector
+// are).
 type server struct {
 	producer *tasks.Producer
 	imports  *tasks.Imports
+	insp     *asynq.Inspector
 	logger   *slog.Logger
 }
+
+// Option adjusts New.
+type Option func(*options)
+
+type options struct {
+	insp  *asynq.Inspector
+	known tasks.KnownPortals
+}
+
+// WithInspector serves GET /v1/tasks/{id} with insp (on the queue's Redis);
+// without it that route answers 404.
+func WithInspector(insp *asynq.Inspector) Option { return func(o *options) { o.insp = insp } }
+
+// WithKnownPortals refuses (400, naming the served portals) a portal no
+// live worker serves; see tasks.WithKnownPortals.
+func WithKnownPortals(known tasks.KnownPortals) Option { return func(o *options) { o.known = known } }
 
 // New returns the API handler. Routes (Go 1.22 patterns, full paths, so
 // mount it at "/v1/"):
@@ -92,24 +124,36 @@ type server struct {
 //	POST /v1/workplaces    WorkplaceRequest  (application/json)   → 202 TaskAccepted
 //	POST /v1/imports       an import file; ?id=IMPORT_ID&portal=P → 202 ImportAccepted
 //	GET  /v1/imports/{id}  the status JSON of `enqueue status --json`, 404 if unknown
+//	GET  /v1/tasks/{id}    tasks.TaskStatus, the JSON of `enqueue task --json`, 404 if unknown
 //
 // The import body is JSON (application/json) as in design.md; YAML
 // (application/yaml) and CSV (text/csv) are accepted too. Errors are
-// ErrorBody: 400 invalid input (every problem listed, nothing enqueued),
-// 404 unknown import or path, 405 wrong method, 409 import ID already used
-// for other content or another portal, 413 body over MaxTaskBody or
+// ErrorBody: 400 invalid input (every problem listed, nothing enqueued;
+// also a portal no live worker serves, WithKnownPortals), 404 unknown
+// import, task or path, 405 wrong method, 409 import ID already used for
+// other content or another portal, 413 body over MaxTaskBody or
 // MaxImportBody, 415 wrong Content-Type, 503 Redis failed. logger nil
 // discards logs.
-func New(imports *tasks.Imports, client *asynq.Client, logger *slog.Logger) http.Handler {
+func New(imports *tasks.Imports, client *asynq.Client, logger *slog.Logger, opts ...Option) http.Handler {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &server{producer: tasks.NewProducer(client, imports), imports: imports, logger: logger}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	var popts []tasks.ProducerOption
+	if o.known != nil {
+		popts = append(popts, tasks.WithKnownPortals(o.known))
+	}
+	s := &server{producer: tasks.NewProducer(client, imports, popts...), imports: imports, insp: o.insp, logger: logger}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/departments", s.department)
 	mux.HandleFunc("POST /v1/workplaces", s.workplace)
 	mux.HandleFunc("POST /v1/imports", s.submitImport)
 	mux.HandleFunc("GET /v1/imports/{id}", s.importStatus)
+	mux.HandleFunc("GET /v1/tasks/{id}", s.taskStatus)
+	mux.Handle("/v1/tasks/{id}", methodNotAllowed(http.MethodGet, http.MethodHead))
 	// The same paths without a method catch the other methods, so that a
 	// 405 is JSON like every other answer.
 	mux.Handle("/v1/departments", methodNotAllowed(http.MethodPost))
@@ -182,6 +226,12 @@ func decodeTask(w http.ResponseWriter, r *http.Request, v any) bool {
 	if !ok {
 		return false
 	}
+	if !utf8.Valid(data) {
+		// encoding/json would turn the bytes into U+FFFD silently; import
+		// files are refused for the same reason.
+		writeJSON(w, http.StatusBadRequest, ErrorBody{Error: "invalid JSON body", Problems: []string{"the body is not valid UTF-8 (Latin-1 or other bytes); send UTF-8"}})
+		return false
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -217,14 +267,23 @@ func (s *server) department(w http.ResponseWriter, r *http.Request) {
 	if !decodeTask(w, r, &req) {
 		return
 	}
-	if req.Parent == nil {
-		writeJSON(w, http.StatusBadRequest, ErrorBody{Error: "invalid department", Problems: []string{"parent is required (0 for a new top-level department)"}})
+	var warnings []string
+	parent := req.ParentID
+	switch {
+	case req.ParentID != nil && req.Parent != nil:
+		writeJSON(w, http.StatusBadRequest, ErrorBody{Error: "invalid department", Problems: []string{`give "parent_id" only ("parent" is its deprecated spelling)`}})
+		return
+	case req.Parent != nil:
+		parent, warnings = req.Parent, []string{DeprecatedParent}
+	case req.ParentID == nil:
+		writeJSON(w, http.StatusBadRequest, ErrorBody{Error: "invalid department", Problems: []string{
+			"parent_id is required: the ID of an existing department (every portal has its root department, usually 1)"}})
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), RequestTimeout)
 	defer cancel()
-	info, err := s.producer.EnqueueDepartment(ctx, tasks.DepartmentPayload{Portal: req.Portal, Name: req.Name, Parent: *req.Parent, Sort: req.Sort, Head: req.Head})
-	s.answerTask(ctx, w, "department", info, err)
+	info, err := s.producer.EnqueueDepartment(ctx, tasks.DepartmentPayload{Portal: req.Portal, Name: req.Name, Parent: *parent, Sort: req.Sort, Head: req.Head})
+	s.answerTask(ctx, w, "department", info, err, warnings...)
 }
 
 func (s *server) workplace(w http.ResponseWriter, r *http.Request) {
@@ -239,8 +298,9 @@ func (s *server) workplace(w http.ResponseWriter, r *http.Request) {
 }
 
 // answerTask answers for a task the Producer enqueued (or refused): 400
-// with the problems, 503 if Redis failed, else 202.
-func (s *server) answerTask(ctx context.Context, w http.ResponseWriter, what string, info *asynq.TaskInfo, err error) {
+// with the problems, 503 if Redis failed, else 202 with warnings (also as
+// Warning headers, code 299: "miscellaneous persistent warning").
+func (s *server) answerTask(ctx context.Context, w http.ResponseWriter, what string, info *asynq.TaskInfo, err error, warnings ...string) {
 	var verr *tasks.ValidationError
 	switch {
 	case errors.As(err, &verr):
@@ -249,8 +309,18 @@ func (s *server) answerTask(ctx context.Context, w http.ResponseWriter, what str
 		s.logger.ErrorContext(ctx, "enqueue", "type", what, "err", err)
 		writeJSON(w, http.StatusServiceUnavailable, ErrorBody{Error: "could not enqueue: the queue's Redis failed"})
 	default:
-		writeJSON(w, http.StatusAccepted, TaskAccepted{TaskID: info.ID, Queue: info.Queue})
+		for _, warning := range warnings {
+			w.Header().Add("Warning", WarningHeader(warning))
+		}
+		writeJSON(w, http.StatusAccepted, TaskAccepted{TaskID: info.ID, Queue: info.Queue, Warnings: warnings})
 	}
+}
+
+// WarningHeader formats text as the value of an HTTP Warning header with
+// code 299 and no agent (RFC 7234, section 5.5): 299 - "text", with
+// quotes and backslashes escaped.
+func WarningHeader(text string) string {
+	return `299 - "` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(text) + `"`
 }
 
 // importFormats maps accepted Content-Types of an import body to formats.
@@ -365,6 +435,29 @@ func (s *server) importStatus(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		s.logger.ErrorContext(ctx, "import status", "import_id", id, "err", err)
 		writeJSON(w, http.StatusServiceUnavailable, ErrorBody{Error: "could not read the import: the queue's Redis failed"})
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// maxTaskID bounds the task IDs looked up (asynq's are UUIDs; import
+// items' are import:ID:KEY).
+const maxTaskID = 512
+
+func (s *server) taskStatus(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if s.insp == nil || id == "" || len(id) > maxTaskID {
+		writeJSON(w, http.StatusNotFound, ErrorBody{Error: fmt.Sprintf("no task %q", id)})
+		return
+	}
+	st, err := tasks.FindTask(s.insp, id)
+	switch {
+	case errors.Is(err, tasks.ErrTaskNotFound):
+		writeJSON(w, http.StatusNotFound, ErrorBody{Error: fmt.Sprintf("no task %q in any portal's queue (finished tasks are kept for %s)", id, tasks.DefaultRetention)})
+		return
+	case err != nil:
+		s.logger.ErrorContext(r.Context(), "task status", "task_id", id, "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, ErrorBody{Error: "could not read the task: the queue's Redis failed"})
 		return
 	}
 	writeJSON(w, http.StatusOK, st)

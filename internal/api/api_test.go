@@ -43,7 +43,7 @@ func setup(t *testing.T) *fixture {
 	f.queue = tasks.QueueName(f.portal)
 	client := asynq.NewClientFromRedisClient(rdb)
 	f.insp = asynq.NewInspectorFromRedisClient(rdb)
-	f.handler = api.New(tasks.NewImports(rdb, client, f.prefix, nil), client, nil)
+	f.handler = api.New(tasks.NewImports(rdb, client, f.prefix, nil), client, nil, api.WithInspector(f.insp))
 	t.Cleanup(func() {
 		_ = f.insp.DeleteQueue(f.queue, true)
 		for _, pattern := range []string{f.prefix + "*", "asynq:{" + f.queue + "}:*"} {
@@ -91,7 +91,7 @@ func decodeError(t *testing.T, w *httptest.ResponseRecorder) api.ErrorBody {
 
 func TestSingleTasks(t *testing.T) {
 	t.Parallel()
-	big := `{"name":"` + strings.Repeat("x", api.MaxTaskBody) + `","parent":1}`
+	big := `{"name":"` + strings.Repeat("x", api.MaxTaskBody) + `","parent_id":1}`
 	for _, tt := range []struct {
 		name        string
 		method      string
@@ -102,20 +102,28 @@ func TestSingleTasks(t *testing.T) {
 		wantType    string   // task type for 202
 		wantInError []string // substrings of error + problems for errors
 	}{
-		{"department", "POST", "/v1/departments", "application/json", `{"portal":"%P","name":"Sales EU","parent":12,"sort":500,"head":7}`, 202, tasks.TypeDepartmentCreate, nil},
-		{"department with charset", "POST", "/v1/departments", "application/json; charset=utf-8", `{"portal":"%P","name":"Top","parent":0}`, 202, tasks.TypeDepartmentCreate, nil},
+		{"department", "POST", "/v1/departments", "application/json", `{"portal":"%P","name":"Sales EU","parent_id":12,"sort":500,"head":7}`, 202, tasks.TypeDepartmentCreate, nil},
+		{"department with charset", "POST", "/v1/departments", "application/json; charset=utf-8", `{"portal":"%P","name":"Top","parent_id":1}`, 202, tasks.TypeDepartmentCreate, nil},
+		{"deprecated parent", "POST", "/v1/departments", "application/json", `{"portal":"%P","name":"Sales EU","parent":12}`, 202, tasks.TypeDepartmentCreate, nil},
 		{"workplace", "POST", "/v1/workplaces", "application/json", `{"portal":"%P","title":"HR","type_ids":[1,2]}`, 202, tasks.TypeWorkplaceCreate, nil},
-		{"every department problem", "POST", "/v1/departments", "application/json", `{"portal":"%P","name":" ","parent":-1,"sort":-5,"head":-2}`, 400, "",
-			[]string{"invalid department", "name is empty", "parent -1", "sort -5", "head -2"}},
-		{"department without parent", "POST", "/v1/departments", "application/json", `{"portal":"%P","name":"Sales"}`, 400, "", []string{"parent is required"}},
+		{"every department problem", "POST", "/v1/departments", "application/json", `{"portal":"%P","name":" ","parent_id":-1,"sort":-5,"head":-2}`, 400, "",
+			[]string{"invalid department", "name is empty", "parent_id must be a positive integer", "sort -5", "head -2"}},
+		{"department without parent", "POST", "/v1/departments", "application/json", `{"portal":"%P","name":"Sales"}`, 400, "", []string{"parent_id is required"}},
+		{"parent_id 0", "POST", "/v1/departments", "application/json", `{"portal":"%P","name":"Top","parent_id":0}`, 400, "", []string{"parent_id 0: every Bitrix24 portal already has its root department"}},
+		{"deprecated parent 0", "POST", "/v1/departments", "application/json", `{"portal":"%P","name":"Top","parent":0}`, 400, "", []string{"parent_id 0"}},
+		{"both parents", "POST", "/v1/departments", "application/json", `{"portal":"%P","name":"Top","parent_id":1,"parent":1}`, 400, "", []string{`give "parent_id" only`}},
+		{"control character", "POST", "/v1/departments", "application/json", `{"portal":"%P","name":"Sales\u0007","parent_id":1}`, 400, "", []string{"name contains the control character U+0007"}},
+		{"C1 control character", "POST", "/v1/workplaces", "application/json", `{"portal":"%P","title":"H\u0085R"}`, 400, "", []string{"title contains the control character U+0085"}},
+		{"latin-1 bytes", "POST", "/v1/workplaces", "application/json", "{\"portal\":\"%P\",\"title\":\"Caf\xe9\"}", 400, "", []string{"not valid UTF-8"}},
+		{"over-long name", "POST", "/v1/departments", "application/json", `{"portal":"%P","name":"` + strings.Repeat("я", 256) + `","parent_id":1}`, 400, "", []string{"name is 256 characters long; the limit is 255"}},
 		{"bad portal", "POST", "/v1/workplaces", "application/json", `{"portal":"Not Valid","title":"HR"}`, 400, "", []string{`portal "Not Valid"`}},
 		{"bad type id", "POST", "/v1/workplaces", "application/json", `{"portal":"%P","title":"HR","type_ids":[1,0]}`, 400, "", []string{"type_ids[1]"}},
 		{"unknown field", "POST", "/v1/workplaces", "application/json", `{"portal":"%P","title":"HR","colour":"red"}`, 400, "", []string{`unknown field "colour"`}},
-		{"wrong type", "POST", "/v1/departments", "application/json", `{"portal":"%P","name":"X","parent":"12"}`, 400, "", []string{`field "parent"`}},
+		{"wrong type", "POST", "/v1/departments", "application/json", `{"portal":"%P","name":"X","parent_id":"12"}`, 400, "", []string{`field "parent_id"`}},
 		{"syntax", "POST", "/v1/departments", "application/json", `{"name":`, 400, "", []string{"invalid JSON body"}},
 		{"empty body", "POST", "/v1/departments", "application/json", ``, 400, "", []string{"empty body"}},
 		{"trailing data", "POST", "/v1/workplaces", "application/json", `{"portal":"%P","title":"HR"} {}`, 400, "", []string{"after the JSON object"}},
-		{"no content type", "POST", "/v1/departments", "", `{"portal":"%P","name":"X","parent":1}`, 415, "", []string{"application/json"}},
+		{"no content type", "POST", "/v1/departments", "", `{"portal":"%P","name":"X","parent_id":1}`, 415, "", []string{"application/json"}},
 		{"form content type", "POST", "/v1/workplaces", "application/x-www-form-urlencoded", `title=HR`, 415, "", []string{"application/json"}},
 		{"too large", "POST", "/v1/departments", "application/json", big, 413, "", []string{"larger than"}},
 		{"GET departments", "GET", "/v1/departments", "", ``, 405, "", []string{"not allowed"}},
@@ -180,12 +188,14 @@ func TestImportThenStatus(t *testing.T) {
 	if err := json.Unmarshal(w.Body.Bytes(), &raw); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]any{"id": "api-1", "total": 3.0, "enqueued": 2.0, "already_created": 0.0, "existing": false}
+	// One task: the import's reconcile step, which releases the root and
+	// the workplace once it has read the portal.
+	want := map[string]any{"id": "api-1", "total": 3.0, "enqueued": 1.0, "already_created": 0.0, "existing": false}
 	if !maps.Equal(raw, want) {
 		t.Errorf("answer %v, want %v", raw, want)
 	}
-	if n := f.queued(); n != 2 {
-		t.Errorf("%d tasks in the queue, want 2 (the root and the workplace)", n)
+	if n := f.queued(); n != 1 {
+		t.Errorf("%d tasks in the queue, want 1 (the reconcile step)", n)
 	}
 
 	w = f.do("GET", "/v1/imports/api-1", "", nil)
@@ -203,7 +213,7 @@ func TestImportThenStatus(t *testing.T) {
 	if err := json.Unmarshal(st["counts"], &counts); err != nil {
 		t.Fatal(err)
 	}
-	if wantCounts := map[string]int{"total": 3, "created": 0, "pending": 2, "waiting": 1, "failed": 0}; !maps.Equal(counts, wantCounts) {
+	if wantCounts := map[string]int{"total": 3, "created": 0, "pending": 2, "waiting": 1, "failed": 0, "adopted": 0, "updated": 0}; !maps.Equal(counts, wantCounts) {
 		t.Errorf("counts %v, want %v", counts, wantCounts)
 	}
 

@@ -8,6 +8,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/b24queue/b24queue/internal/cliflag"
 	"github.com/b24queue/b24queue/internal/config"
 	"github.com/b24queue/b24queue/tasks"
 )
@@ -51,7 +53,17 @@ type App struct {
 	// Logger receives the import engine's logs; nil discards them (the
 	// command talks to its user through stdout and stderr).
 	Logger *slog.Logger
+	// AnyPortal accepts a portal no live worker serves even when others are
+	// served (by default the command refuses it, exit 2, naming the served
+	// portals). Tests that share one Redis with unrelated workers set it.
+	AnyPortal bool
+	// ServedInterval is how often --wait asks which portals live workers
+	// serve; 0 means 5 s.
+	ServedInterval time.Duration
 }
+
+// commands are the enqueue subcommands, for suggestions.
+var commands = []string{"department", "workplace", "import", "status", "task", "help"}
 
 // Run runs the enqueue command with args (without the program name) and
 // returns its exit code. getenv reads the environment (REDIS_URL,
@@ -86,8 +98,10 @@ func (a *App) Run(ctx context.Context, args []string, getenv func(string) string
 		return e.importFile(ctx, rest)
 	case "status":
 		return e.status(ctx, rest)
+	case "task":
+		return e.task(ctx, rest)
 	}
-	fmt.Fprintf(stderr, "enqueue: unknown command %q\n\n%s", cmd, usage)
+	fmt.Fprintf(stderr, "enqueue: %s\nRun 'enqueue --help' for usage.\n", cliflag.UnknownCommand(cmd, commands))
 	return ExitUsage
 }
 
@@ -108,8 +122,7 @@ func (e *env) logger() *slog.Logger {
 
 // usageErr prints a usage problem of cmd and returns ExitUsage.
 func (e *env) usageErr(cmd, format string, args ...any) int {
-	fmt.Fprintf(e.stderr, "enqueue %s: %s\nRun 'enqueue %s --help' for usage.\n", cmd, fmt.Sprintf(format, args...), cmd)
-	return ExitUsage
+	return cliflag.UsageError(e.stderr, "enqueue "+cmd, fmt.Sprintf(format, args...))
 }
 
 // fail prints a runtime failure and returns ExitFailure.
@@ -119,37 +132,44 @@ func (e *env) fail(cmd string, err error) int {
 }
 
 // newFlags returns a silent flag set: parse prints its errors and help.
-func newFlags(cmd string) *flag.FlagSet {
-	fs := flag.NewFlagSet("enqueue "+cmd, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {}
-	return fs
+func newFlags(cmd string) *flag.FlagSet { return cliflag.NewFlagSet("enqueue " + cmd) }
+
+// parse parses args with fs in the commands' one flag style (package
+// cliflag: flags anywhere, `enqueue import org.yaml --wait`, suggestions
+// for misspelled flags) and returns the positional ones. ok is false when
+// the command must stop with code: help printed on stdout (0) or a usage
+// error on stderr (2).
+func (e *env) parse(fs *flag.FlagSet, cmd, help string, args []string) (pos []string, code int, ok bool) {
+	return cliflag.Command("enqueue "+cmd, fs, args, -1, func(w io.Writer) { fmt.Fprint(w, help) }, e.stdout, e.stderr)
 }
 
-// parse parses args with fs, allowing flags after positional arguments
-// (`enqueue import org.yaml --wait`), and returns the positional ones.
-// ok is false when the command must stop with code.
-func (e *env) parse(fs *flag.FlagSet, cmd, help string, args []string) (pos []string, code int, ok bool) {
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				fmt.Fprint(e.stdout, help)
-				return nil, ExitOK, false
-			}
-			return nil, e.usageErr(cmd, "%v", err), false
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return pos, 0, true
-		}
-		// flag stops at the first non-flag, and consumes a "--" before it.
-		consumed := len(args) - len(rest)
-		if consumed > 0 && args[consumed-1] == "--" {
-			return append(pos, rest...), 0, true
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
+// parseID parses the arguments of a command that takes one ID (what names
+// it in messages: "IMPORT_ID", "TASK_ID") and --json. ok is false when the
+// command must stop with code.
+func (e *env) parseID(cmd, help, what string, args []string) (id string, asJSON bool, code int, ok bool) {
+	fs := newFlags(cmd)
+	j := fs.Bool("json", false, "")
+	pos, code, ok := e.parse(fs, cmd, help, args)
+	switch {
+	case !ok:
+		return "", false, code, false
+	case len(pos) == 0:
+		return "", false, e.usageErr(cmd, "missing %s", what), false
+	case len(pos) > 1:
+		return "", false, e.usageErr(cmd, "unexpected argument %q after %s", pos[1], what), false
 	}
+	return pos[0], *j, 0, true
+}
+
+// printJSON prints v indented on stdout; a failure to write is a runtime
+// failure (code, false).
+func (e *env) printJSON(cmd string, v any) (int, bool) {
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return e.fail(cmd, err), false
+	}
+	return 0, true
 }
 
 // connection is what the commands that talk to Redis need.
@@ -157,6 +177,7 @@ type connection struct {
 	cfg    config.Enqueue
 	rdb    redis.UniversalClient
 	client *asynq.Client
+	insp   *asynq.Inspector // shares rdb
 }
 
 // Close closes the Redis connection (the asynq client shares it and has
@@ -189,7 +210,7 @@ func (e *env) connect(ctx context.Context, cmd string) (*connection, int) {
 		fmt.Fprintf(e.stderr, "enqueue %s: cannot reach Redis at %s (REDIS_URL): %v\n", cmd, cfg.Redis, err)
 		return nil, ExitFailure
 	}
-	return &connection{cfg: cfg, rdb: rdb, client: asynq.NewClientFromRedisClient(rdb)}, 0
+	return &connection{cfg: cfg, rdb: rdb, client: asynq.NewClientFromRedisClient(rdb), insp: asynq.NewInspectorFromRedisClient(rdb)}, 0
 }
 
 // portalFor returns the --portal flag's value, or the environment's portal
@@ -225,7 +246,7 @@ const usage = `Usage: enqueue COMMAND [ARGS]
 Enqueue Bitrix24 departments and digital workplaces for the b24queue workers.
 
 Commands:
-  department --name NAME --parent ID [--sort N] [--head USER_ID] [--portal P]
+  department --name NAME --parent-id ID [--sort N] [--head USER_ID] [--portal P]
       enqueue one department and print its task ID
   workplace --title TITLE [--type-ids 1,2,3] [--portal P]
       enqueue one digital workplace and print its task ID
@@ -233,10 +254,16 @@ Commands:
       validate an org-structure file (YAML, JSON or CSV) and import it
   status IMPORT_ID [--json]
       show an import's progress: created, pending, waiting on parent, failed
+  task TASK_ID [--json]
+      show what became of one task: its state, the created ID or the error
 
 Run 'enqueue COMMAND --help' for a command's flags and examples.
 
-Exit codes: 0 ok, 1 runtime failure (Redis unreachable, failed import items),
-2 usage or validation error (nothing was enqueued).
+Flags are written --flag VALUE or --flag=VALUE, before or after the other
+arguments. A portal no running worker serves is refused while other portals
+are served; when no worker runs at all, tasks wait in Redis until one does.
+
+Exit codes: 0 ok, 1 runtime failure (Redis unreachable, failed import items,
+unknown task or import), 2 usage or validation error (nothing was enqueued).
 
 ` + envHelp

@@ -18,12 +18,14 @@ func TestHelp(t *testing.T) {
 		{[]string{"--help"}, []string{"Usage: enqueue COMMAND", "department", "workplace", "import", "status", "Exit codes", "REDIS_URL", "B24_PORTAL"}},
 		{[]string{"help"}, []string{"Usage: enqueue COMMAND"}},
 		{[]string{"-h"}, []string{"Usage: enqueue COMMAND"}},
-		{[]string{"department", "--help"}, []string{"Usage: enqueue department --name NAME --parent ID", "--sort", "--head", "--portal", "Examples:", "REDIS_URL", "B24_PORTAL"}},
+		{[]string{"department", "--help"}, []string{"Usage: enqueue department --name NAME --parent-id ID", "--sort", "--head", "--portal", "Examples:", "REDIS_URL", "B24_PORTAL"}},
 		{[]string{"help", "department"}, []string{"Usage: enqueue department"}},
 		{[]string{"workplace", "-h"}, []string{"Usage: enqueue workplace --title TITLE", "--type-ids", "Examples:", "REDIS_URL"}},
 		{[]string{"import", "--help"}, []string{"Usage: enqueue import FILE", "--dry-run", "--wait", "--id", "parent_id", "Examples:", "REDIS_URL"}},
 		{[]string{"import", "org.yaml", "--help"}, []string{"Usage: enqueue import FILE"}},
 		{[]string{"status", "--help"}, []string{"Usage: enqueue status IMPORT_ID [--json]", `"counts"`, "Examples:", "REDIS_URL"}},
+		{[]string{"task", "--help"}, []string{"Usage: enqueue task TASK_ID [--json]", `"created_id"`, "Examples:", "REDIS_URL"}},
+		{[]string{"help", "task"}, []string{"Usage: enqueue task TASK_ID"}},
 	} {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			t.Parallel()
@@ -50,11 +52,22 @@ func TestUsageErrors(t *testing.T) {
 		want string
 	}{
 		{nil, "Usage: enqueue COMMAND"},
-		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
-		{[]string{"department", "--name", "Sales"}, "--parent is required"},
-		{[]string{"department", "--name", "Sales", "--parent", "x"}, `invalid value "x" for flag -parent`},
-		{[]string{"department", "--nme", "Sales", "--parent", "1"}, "flag provided but not defined: -nme"},
-		{[]string{"department", "--name", "Sales", "--parent", "1", "extra"}, `unexpected argument "extra"`},
+		{[]string{"frobnicate"}, "enqueue: unknown command \"frobnicate\"\nRun 'enqueue --help' for usage.\n"},
+		{[]string{"statsu", "x"}, `unknown command "statsu"; did you mean status?`},
+		{[]string{"departmnet"}, `unknown command "departmnet"; did you mean department?`},
+		{[]string{"department", "--name", "Sales"}, "--parent-id is required"},
+		{[]string{"department", "--name", "Sales", "--parent-id", "x"}, `invalid value "x" for --parent-id`},
+		{[]string{"department", "--nme", "Sales", "--parent-id", "1"}, "enqueue department: unknown flag --nme; did you mean --name?\nRun 'enqueue department --help' for usage.\n"},
+		{[]string{"department", "-nme", "Sales", "--parent-id", "1"}, "unknown flag --nme; did you mean --name?"},
+		{[]string{"department", "--name", "Sales", "--parent-id", "1", "extra"}, `unexpected argument "extra"`},
+		{[]string{"department", "--name", "Sales", "--parent-id", "1", "--parent", "1"}, "give --parent-id only"},
+		{[]string{"department", "--name", "Sales", "--parent-id", "0"}, "parent_id 0: every Bitrix24 portal already has its root department"},
+		{[]string{"department", "--name", "Sales\x07", "--parent-id", "1"}, "name contains the control character U+0007"},
+		{[]string{"workplace", "--title", "Caf\xe9"}, "title is not valid UTF-8"},
+		{[]string{"import", "org.yaml", "--wiat"}, "unknown flag --wiat; did you mean --wait?"},
+		{[]string{"status", "x", "--jsno"}, "unknown flag --jsno; did you mean --json?"},
+		{[]string{"task"}, "missing TASK_ID"},
+		{[]string{"task", "a", "b"}, `unexpected argument "b" after TASK_ID`},
 		{[]string{"workplace", "--title", "HR", "--type-ids", "1,x"}, `--type-ids: "x" is not a positive integer ID`},
 		{[]string{"workplace", "--title", "HR", "--type-ids", "1,-2"}, `"-2" is not a positive integer ID`},
 		{[]string{"import"}, "missing FILE"},
@@ -91,8 +104,8 @@ func TestTaskValidationPrintsEveryProblemAndEnqueuesNothing(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{"department", []string{"department", "--name", " ", "--parent", "-1", "--sort", "-5", "--head", "-2"},
-			[]string{"name is empty", "parent -1", "sort -5", "head -2"}},
+		{"department", []string{"department", "--name", " ", "--parent-id", "-1", "--sort", "-5", "--head", "-2"},
+			[]string{"name is empty", "parent_id must be a positive integer", "sort -5", "head -2"}},
 		{"workplace", []string{"workplace", "--title", ""}, []string{"title is empty"}},
 		{"portal", []string{"workplace", "--title", "HR", "--portal", "Not Valid"}, []string{`portal "Not Valid"`}},
 	} {
@@ -131,7 +144,7 @@ func TestDepartmentAndWorkplacePrintTheirTaskID(t *testing.T) {
 	}{
 		{
 			// Flags in any order, the portal from B24_PORTAL.
-			args:     []string{"department", "--parent", "12", "--name", "Sales EU", "--sort", "500", "--head", "7"},
+			args:     []string{"department", "--parent-id", "12", "--name", " Sales EU\t", "--sort", "500", "--head", "7"},
 			wantType: tasks.TypeDepartmentCreate,
 			check: func(t *testing.T, payload []byte, portal string) {
 				var p tasks.DepartmentPayload

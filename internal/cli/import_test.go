@@ -96,15 +96,16 @@ func TestImportSubmitsAndStatusShowsIt(t *testing.T) {
 	if code != cli.ExitOK {
 		t.Fatalf("exit code %d; stderr: %s", code, errOut)
 	}
-	// Roots and the workplace go to the queue at once; children wait.
-	if !strings.Contains(out, "import org-1: 6 items, 3 enqueued now, 0 already created") {
+	// One task goes to the queue: the import's reconcile step, which reads
+	// the portal and then releases the roots and the workplace.
+	if !strings.Contains(out, "import org-1: 6 items, 1 enqueued now, 0 already created") {
 		t.Errorf("submit output:\n%s", out)
 	}
 	if !strings.Contains(out, "enqueue status org-1") {
 		t.Errorf("submit output does not say how to follow the import:\n%s", out)
 	}
-	if n := f.queued(); n != 3 {
-		t.Errorf("%d tasks in the queue, want 3", n)
+	if n := f.queued(); n != 1 {
+		t.Errorf("%d tasks in the queue, want 1", n)
 	}
 
 	// Running the same file again enqueues nothing new.
@@ -112,8 +113,8 @@ func TestImportSubmitsAndStatusShowsIt(t *testing.T) {
 	if code != cli.ExitOK || !strings.Contains(out, "0 enqueued now") || !strings.Contains(out, "submitted before") {
 		t.Errorf("second run: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
-	if n := f.queued(); n != 3 {
-		t.Errorf("%d tasks in the queue after the second run, want 3", n)
+	if n := f.queued(); n != 1 {
+		t.Errorf("%d tasks in the queue after the second run, want 1", n)
 	}
 
 	code, out, errOut = f.run("status", "org-1", "--json")
@@ -136,7 +137,7 @@ func TestImportSubmitsAndStatusShowsIt(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
 		t.Fatal(err)
 	}
-	wantCounts := map[string]int{"total": 6, "created": 0, "pending": 3, "waiting": 3, "failed": 0}
+	wantCounts := map[string]int{"total": 6, "created": 0, "pending": 3, "waiting": 3, "failed": 0, "adopted": 0, "updated": 0}
 	if st.ID != "org-1" || st.Portal != f.portal || st.Done || !maps.Equal(st.Counts, wantCounts) {
 		t.Errorf("status = %+v, want id org-1, portal %s, not done, counts %v", st, f.portal, wantCounts)
 	}

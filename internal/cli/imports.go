@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -29,7 +28,9 @@ enqueued at once; each other department is enqueued by the workers as soon as
 its parent exists. The import ID is printed; follow it with 'enqueue status'.
 
 Running the same file again is safe: the import ID is derived from the file's
-content, and items already created are not created again.
+content, and items already created are not created again. A portal no running
+worker serves is refused while other portals are served; --wait says when no
+worker serves the import's portal.
 
 Flags:
   --id IMPORT_ID   import ID (letters, digits, '.', '_', '-'; at most 128)
@@ -46,8 +47,11 @@ File format (JSON; YAML has the same fields; CSV columns key,name,parent,parent_
      {"key": "sales-eu", "name": "Sales EU", "parent": "sales"}],
    "workplaces": [{"key": "hr", "title": "HR", "type_ids": [1, 2]}]}
 A department has exactly one of parent (a key in the file) or parent_id (an
-existing department's ID in the portal). YAML and JSON may also nest
-departments in "children" lists.
+existing department's ID in the portal: every portal has its root department,
+usually 1, so parent_id 0 is refused). Two departments with the same name under
+the same parent, or two workplaces with the same title, are refused (names are
+compared trimmed and case-insensitively, as the portal does). YAML and JSON may
+also nest departments in "children" lists.
 
 Examples:
   enqueue import org.yaml --dry-run
@@ -63,7 +67,9 @@ waiting for their parent to be created, and failed (with the reason), and the
 IDs of the created items by key.
 
 Exit code 0 when the import is known and no item failed, 1 when an item failed,
-the import is unknown or Redis is unreachable, 2 on a usage error.
+the import is unknown or Redis is unreachable, 2 on a usage error. When the
+import is not finished and no running worker serves its portal, stderr says
+"no worker is serving portal NAME".
 
 Flags:
   --json   print the status as JSON, a stable interface:
@@ -127,16 +133,21 @@ func (e *env) importFile(ctx context.Context, args []string) int {
 	// Items are grouped for the workers' batch aggregation (B24_BATCH on
 	// the worker decides the batch size; 0 makes batches of one).
 	im := tasks.NewImports(conn.rdb, conn.client, e.app.Prefix, e.logger(), tasks.WithBatch(true))
-	res, err := tasks.NewProducer(conn.client, im).SubmitImport(ctx, portal, *id, f)
+	served, err := e.served(ctx, conn)
+	if err != nil {
+		return e.fail(cmd, err)
+	}
+	res, err := e.producer(conn, im, served).SubmitImport(ctx, portal, *id, f)
 	if err != nil {
 		return e.submitErr(cmd, path, conn, res, err)
 	}
 	fmt.Fprintln(e.stdout, SubmitLine(res))
 	if !*wait {
 		fmt.Fprintf(e.stdout, "follow it with: enqueue status %s\n", res.ID)
+		e.warnUnserved(cmd, portal, served, "the import")
 		return ExitOK
 	}
-	return e.follow(ctx, cmd, res.ID, im.Status)
+	return e.follow(ctx, cmd, res.ID, e.watchServed(conn, portal), im.Status)
 }
 
 // fileErr reports a file that cannot be imported and returns ExitUsage:
@@ -221,10 +232,13 @@ func snapshot(st store.Status) progress.Snapshot {
 }
 
 // follow shows the progress of import id until it is done and returns the
-// exit code: 0 when every item was created, 1 otherwise.
-func (e *env) follow(ctx context.Context, cmd, id string, status func(context.Context, string) (store.Status, error)) int {
+// exit code: 0 when every item was created, 1 otherwise. watch says on
+// stderr when no worker serves the import's portal (and when one does
+// again).
+func (e *env) follow(ctx context.Context, cmd, id string, watch *servedWatch, status func(context.Context, string) (store.Status, error)) int {
 	var last store.Status
 	src := func(ctx context.Context) (progress.Snapshot, error) {
+		watch.check(ctx, cmd)
 		st, err := status(ctx, id)
 		if err != nil {
 			return progress.Snapshot{}, err
@@ -236,8 +250,9 @@ func (e *env) follow(ctx context.Context, cmd, id string, status func(context.Co
 	_, err := progress.Follow(ctx, src, display, e.app.PollInterval)
 	switch {
 	case err != nil && ctx.Err() != nil:
-		// Interrupted: only the waiting stops, the workers go on.
-		fmt.Fprintf(e.stderr, "enqueue %s: stopped waiting; import %s goes on in the workers: enqueue status %s\n", cmd, id, id)
+		// Interrupted: only the waiting stops. Whether the import goes on
+		// depends on a worker serving its portal.
+		e.interrupted(cmd, id, watch)
 		return ExitFailure
 	case err != nil:
 		return e.fail(cmd, fmt.Errorf("follow import %s: %w", id, err))
@@ -250,6 +265,20 @@ func (e *env) follow(ctx context.Context, cmd, id string, status func(context.Co
 	return ExitOK
 }
 
+// interrupted tells the truth about an import whose --wait was stopped.
+func (e *env) interrupted(cmd, id string, watch *servedWatch) {
+	switch served, known := watch.isServed(); {
+	case served:
+		fmt.Fprintf(e.stderr, "enqueue %s: stopped waiting; import %s goes on in the workers: enqueue status %s\n", cmd, id, id)
+	case known:
+		fmt.Fprintf(e.stderr, "enqueue %s: stopped waiting; %s, so import %s waits in Redis until one does: enqueue status %s\n",
+			cmd, NotServed(watch.portal), id, id)
+	default:
+		fmt.Fprintf(e.stderr, "enqueue %s: stopped waiting; import %s stays in Redis and goes on while a worker serves portal %s: enqueue status %s\n",
+			cmd, id, watch.portal, id)
+	}
+}
+
 func writeFailures(w io.Writer, failed map[string]string) {
 	for _, k := range slices.Sorted(maps.Keys(failed)) {
 		fmt.Fprintf(w, "  %s: %s\n", k, failed[k])
@@ -258,19 +287,12 @@ func writeFailures(w io.Writer, failed map[string]string) {
 
 func (e *env) status(ctx context.Context, args []string) int {
 	const cmd = "status"
-	fs := newFlags(cmd)
-	asJSON := fs.Bool("json", false, "")
-	pos, code, ok := e.parse(fs, cmd, statusHelp, args)
-	if !ok {
-		return code
-	}
+	id, asJSON, code, ok := e.parseID(cmd, statusHelp, "IMPORT_ID", args)
 	switch {
-	case len(pos) == 0:
-		return e.usageErr(cmd, "missing IMPORT_ID")
-	case len(pos) > 1:
-		return e.usageErr(cmd, "unexpected argument %q after IMPORT_ID", pos[1])
-	case importer.ValidateID(pos[0]) != nil:
-		return e.usageErr(cmd, "%q is not an import ID", pos[0])
+	case !ok:
+		return code
+	case importer.ValidateID(id) != nil:
+		return e.usageErr(cmd, "%q is not an import ID", id)
 	}
 	conn, code := e.connect(ctx, cmd)
 	if conn == nil {
@@ -278,21 +300,24 @@ func (e *env) status(ctx context.Context, args []string) int {
 	}
 	defer conn.Close()
 	im := tasks.NewImports(conn.rdb, conn.client, e.app.Prefix, e.logger())
-	s, err := im.Status(ctx, pos[0])
+	s, err := im.Status(ctx, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return e.fail(cmd, fmt.Errorf("no import %q in Redis at %s", pos[0], conn.cfg.Redis))
+		return e.fail(cmd, fmt.Errorf("no import %q in Redis at %s", id, conn.cfg.Redis))
 	case err != nil:
-		return e.fail(cmd, fmt.Errorf("read import %s: %w", pos[0], err))
+		return e.fail(cmd, fmt.Errorf("read import %s: %w", id, err))
 	}
-	if *asJSON {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(s); err != nil {
-			return e.fail(cmd, err)
+	if asJSON {
+		if code, ok := e.printJSON(cmd, s); !ok {
+			return code
 		}
 	} else {
 		writeStatus(e.stdout, s)
+	}
+	if !s.Done {
+		if served, err := e.served(ctx, conn); err == nil {
+			e.warnUnserved(cmd, s.Portal, served, "the import")
+		}
 	}
 	if s.Counts.Failed > 0 || len(s.Failed) > 0 {
 		return ExitFailure

@@ -13,22 +13,25 @@ import (
 	"github.com/b24queue/b24queue/tasks"
 )
 
-const departmentHelp = `Usage: enqueue department --name NAME --parent ID [--sort N] [--head USER_ID] [--portal P]
+const departmentHelp = `Usage: enqueue department --name NAME --parent-id ID [--sort N] [--head USER_ID] [--portal P]
 
-Enqueue the creation of one department (department.add) and print its task ID.
-Nothing is enqueued when a flag is invalid (exit code 2).
+Enqueue the creation of one department (department.add) and print its task ID;
+follow it with 'enqueue task TASK_ID'. Nothing is enqueued when a flag is
+invalid (exit code 2).
 
 Flags:
-  --name NAME       department name (required, at most 255 characters)
-  --parent ID       ID of the parent department in the portal (required;
-                    0 creates a new top-level department, which a portal allows once)
+  --name NAME       department name (required; trimmed, at most 255 characters,
+                    no control characters)
+  --parent-id ID    ID of an existing parent department in the portal (required;
+                    every portal has its root department, usually 1)
+  --parent ID       deprecated spelling of --parent-id (removed in the next release)
   --sort N          sort index (default: the portal's)
   --head USER_ID    user ID of the department head (default: none)
   --portal P        portal name as configured on the worker (default $B24_PORTAL or "default")
 
 Examples:
-  enqueue department --name "Sales EU" --parent 1
-  enqueue department --name Support --parent 12 --sort 500 --head 7 --portal acme
+  enqueue department --name "Sales EU" --parent-id 1
+  enqueue department --name Support --parent-id 12 --sort 500 --head 7 --portal acme
 
 ` + envHelp
 
@@ -36,7 +39,8 @@ func (e *env) department(ctx context.Context, args []string) int {
 	const cmd = "department"
 	fs := newFlags(cmd)
 	name := fs.String("name", "", "")
-	parent := fs.Int64("parent", 0, "")
+	parentID := fs.Int64("parent-id", 0, "")
+	oldParent := fs.Int64("parent", 0, "")
 	sort := fs.Int("sort", 0, "")
 	head := fs.Int64("head", 0, "")
 	portal := fs.String("portal", "", "")
@@ -48,11 +52,17 @@ func (e *env) department(ctx context.Context, args []string) int {
 		return e.usageErr(cmd, "unexpected argument %q", pos[0])
 	}
 	set := setFlags(fs)
-	if !set["parent"] {
-		return e.usageErr(cmd, "--parent is required (0 for a new top-level department)")
+	switch {
+	case set["parent"] && set["parent-id"]:
+		return e.usageErr(cmd, "give --parent-id only (--parent is its deprecated spelling)")
+	case set["parent"]:
+		fmt.Fprintf(e.stderr, "enqueue %s: warning: --parent is deprecated and will be removed in the next release; use --parent-id\n", cmd)
+		*parentID = *oldParent
+	case !set["parent-id"]:
+		return e.usageErr(cmd, "--parent-id is required: the ID of an existing department (every portal has its root department, usually 1)")
 	}
-	d := tasks.DepartmentPayload{Portal: e.portalFor(*portal), Name: *name, Parent: *parent, Sort: *sort, Head: *head}
-	return e.enqueueOne(ctx, cmd, d.Validate(), func(p *tasks.Producer) (*asynq.TaskInfo, error) {
+	d := tasks.DepartmentPayload{Portal: e.portalFor(*portal), Name: *name, Parent: *parentID, Sort: *sort, Head: *head}
+	return e.enqueueOne(ctx, cmd, d.Portal, d.Validate(), func(p *tasks.Producer) (*asynq.TaskInfo, error) {
 		return p.EnqueueDepartment(ctx, d)
 	})
 }
@@ -60,10 +70,12 @@ func (e *env) department(ctx context.Context, args []string) int {
 const workplaceHelp = `Usage: enqueue workplace --title TITLE [--type-ids 1,2,3] [--portal P]
 
 Enqueue the creation of one digital workplace (crm.automatedsolution.add) and
-print its task ID. Nothing is enqueued when a flag is invalid (exit code 2).
+print its task ID; follow it with 'enqueue task TASK_ID'. Nothing is enqueued
+when a flag is invalid (exit code 2).
 
 Flags:
-  --title TITLE     workplace title (required, at most 255 characters)
+  --title TITLE     workplace title (required; trimmed, at most 255 characters,
+                    no control characters)
   --type-ids LIST   comma-separated smart-process type IDs to attach (default: none)
   --portal P        portal name as configured on the worker (default $B24_PORTAL or "default")
 
@@ -91,16 +103,17 @@ func (e *env) workplace(ctx context.Context, args []string) int {
 		return e.usageErr(cmd, "--type-ids: %v", err)
 	}
 	w := tasks.WorkplacePayload{Portal: e.portalFor(*portal), Title: *title, TypeIDs: ids}
-	return e.enqueueOne(ctx, cmd, w.Validate(), func(p *tasks.Producer) (*asynq.TaskInfo, error) {
+	return e.enqueueOne(ctx, cmd, w.Portal, w.Validate(), func(p *tasks.Producer) (*asynq.TaskInfo, error) {
 		return p.EnqueueWorkplace(ctx, w)
 	})
 }
 
-// enqueueOne enqueues one task with a Producer and prints its ID. invalid
-// is the payload's Validate error: the request is checked before Redis is
-// needed, so that an invalid task exits 2 whatever Redis does; the
-// Producer checks it again by the same rule.
-func (e *env) enqueueOne(ctx context.Context, cmd string, invalid error, enqueue func(*tasks.Producer) (*asynq.TaskInfo, error)) int {
+// enqueueOne enqueues one task for portal with a Producer and prints its
+// ID. invalid is the payload's Validate error: the request is checked
+// before Redis is needed, so that an invalid task exits 2 whatever Redis
+// does; the Producer checks it again by the same rule, and refuses a portal
+// no live worker serves (see producer).
+func (e *env) enqueueOne(ctx context.Context, cmd, portal string, invalid error, enqueue func(*tasks.Producer) (*asynq.TaskInfo, error)) int {
 	if invalid != nil {
 		return e.taskErr(cmd, invalid)
 	}
@@ -109,7 +122,11 @@ func (e *env) enqueueOne(ctx context.Context, cmd string, invalid error, enqueue
 		return code
 	}
 	defer conn.Close()
-	info, err := enqueue(tasks.NewProducer(conn.client, nil))
+	served, err := e.served(ctx, conn)
+	if err != nil {
+		return e.fail(cmd, err)
+	}
+	info, err := enqueue(e.producer(conn, nil, served))
 	var verr *tasks.ValidationError
 	switch {
 	case errors.As(err, &verr):
@@ -118,6 +135,7 @@ func (e *env) enqueueOne(ctx context.Context, cmd string, invalid error, enqueue
 		return e.fail(cmd, fmt.Errorf("enqueue to Redis at %s: %w", conn.cfg.Redis, err))
 	}
 	fmt.Fprintln(e.stdout, info.ID)
+	e.warnUnserved(cmd, portal, served, "the task")
 	return ExitOK
 }
 

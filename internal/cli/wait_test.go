@@ -111,7 +111,7 @@ func TestImportWaitFollowsUntilDone(t *testing.T) {
 				t.Errorf("exit code %d, want %d; stderr:\n%s", code, tt.wantCode, errOut)
 			}
 			lines := strings.Split(strings.TrimSpace(out), "\n")
-			if !strings.HasPrefix(lines[0], "import "+id+": 8 items, 3 enqueued now") {
+			if !strings.HasPrefix(lines[0], "import "+id+": 8 items, 1 enqueued now") {
 				t.Errorf("first line %q, want the submit summary", lines[0])
 			}
 			if len(lines) < 3 {
@@ -137,25 +137,31 @@ func TestImportWaitFollowsUntilDone(t *testing.T) {
 				t.Errorf("simulator has %d departments, want 7", got)
 			}
 
-			// status of the finished import: the same exit code, the
-			// created IDs by key, the failures.
-			code, out, errOut = f.run("status", id)
-			if code != tt.wantCode {
-				t.Errorf("status: exit code %d, want %d; stderr: %s", code, tt.wantCode, errOut)
-			}
-			for _, want := range []string{"import " + id + " (portal " + f.portal + "): done", "created (key: ID):", "  d5: "} {
-				if !strings.Contains(out, want) {
-					t.Errorf("status output lacks %q:\n%s", want, out)
-				}
-			}
-			if tt.wantFailures != nil && !regexp.MustCompile(`(?m)^failed:\n  w[12]: .*LIMIT_EXCEEDED`).MatchString(out) {
-				t.Errorf("status output does not list the failure:\n%s", out)
-			}
+			checkFinishedStatus(t, f, id, tt.wantCode, tt.wantFailures != nil)
 		})
 	}
 }
 
-// Interrupting --wait stops the waiting, not the import, and says so.
+// checkFinishedStatus checks `status` of a finished import: the same exit
+// code as --wait, the created IDs by key, the failure if any.
+func checkFinishedStatus(t *testing.T, f *fixture, id string, wantCode int, failed bool) {
+	t.Helper()
+	code, out, errOut := f.run("status", id)
+	if code != wantCode {
+		t.Errorf("status: exit code %d, want %d; stderr: %s", code, wantCode, errOut)
+	}
+	for _, want := range []string{"import " + id + " (portal " + f.portal + "): done", "created (key: ID):", "  d5: "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status output lacks %q:\n%s", want, out)
+		}
+	}
+	if failed && !regexp.MustCompile(`(?m)^failed:\n  w[12]: .*LIMIT_EXCEEDED`).MatchString(out) {
+		t.Errorf("status output does not list the failure:\n%s", out)
+	}
+}
+
+// Interrupting --wait stops the waiting, not the import, and says whether
+// the import goes on.
 func TestImportWaitInterrupted(t *testing.T) {
 	t.Parallel()
 	f := setup(t, true) // no worker: the import does not move
@@ -163,8 +169,19 @@ func TestImportWaitInterrupted(t *testing.T) {
 	if code != cli.ExitFailure {
 		t.Errorf("exit code %d, want 1", code)
 	}
-	if !strings.Contains(errOut, "stopped waiting; import stuck goes on in the workers: enqueue status stuck") {
-		t.Errorf("stderr:\n%s", errOut)
+	// Nothing serves the fixture's portal: --wait says so at once, and
+	// Ctrl-C does not claim that the import goes on.
+	for _, want := range []string{
+		"enqueue import: no worker is serving portal " + f.portal + ": nothing moves until a worker with this portal configured starts\n",
+		"enqueue import: stopped waiting; no worker is serving portal " + f.portal + ", so import stuck waits in Redis until one does: enqueue status stuck\n",
+	} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+	code, _, errOut = f.run("status", "stuck")
+	if code != cli.ExitOK || !strings.Contains(errOut, "enqueue status: no worker is serving portal "+f.portal) {
+		t.Errorf("status of the stuck import: exit %d, stderr %q; want it to say no worker serves the portal", code, errOut)
 	}
 	if !strings.HasSuffix(out, "import stuck: 0/6 created, 0 failed, 3 pending, 3 waiting\n") {
 		t.Errorf("stdout does not end with the last counts:\n%s", out)

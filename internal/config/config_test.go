@@ -81,7 +81,8 @@ func TestLoadWorkerDefaults(t *testing.T) {
 		Redis:           Redis{URL: "redis://127.0.0.1:6379/0"},
 		Portals:         []Portal{{Name: "default", WebhookURL: hook, Limits: defLimits}},
 		Defaults:        defLimits,
-		Timeout:         30 * time.Second,
+		Timeout:         75 * time.Second,
+		RequestLimit:    65 * time.Second,
 		Concurrency:     10,
 		Listen:          "127.0.0.1:8080",
 		ShutdownTimeout: 30 * time.Second,
@@ -124,6 +125,7 @@ func TestLoadWorkerEachVariable(t *testing.T) {
 			return w.Defaults.OperatingWindow == 20*time.Second && w.Portals[0].Limits.OperatingWindow == 20*time.Second
 		}},
 		{"B24_TIMEOUT", with(minimal, "B24_TIMEOUT", "5s"), func(w Worker) bool { return w.Timeout == 5*time.Second }},
+		{"B24_REQUEST_LIMIT", with(minimal, "B24_REQUEST_LIMIT", "1s"), func(w Worker) bool { return w.RequestLimit == time.Second }},
 		{"WORKER_CONCURRENCY", with(minimal, "WORKER_CONCURRENCY", "3"), func(w Worker) bool { return w.Concurrency == 3 }},
 		{"WORKER_LISTEN", with(minimal, "WORKER_LISTEN", "127.0.0.1:9999"), func(w Worker) bool { return w.Listen == "127.0.0.1:9999" }},
 		{"WORKER_LISTEN off", with(minimal, "WORKER_LISTEN", "off"), func(w Worker) bool { return w.Listen == "" }},
@@ -159,13 +161,13 @@ func TestLoadWorkerFlagOverridesEnv(t *testing.T) {
 	t.Parallel()
 	e := with(minimal,
 		"REDIS_URL", "redis://10.0.0.1:6379/1", "B24_RATE", "3", "B24_BURST", "60",
-		"B24_OPERATING_LIMIT", "100s", "B24_OPERATING_WINDOW", "5m", "B24_TIMEOUT", "10s",
+		"B24_OPERATING_LIMIT", "100s", "B24_OPERATING_WINDOW", "5m", "B24_TIMEOUT", "10s", "B24_REQUEST_LIMIT", "70s",
 		"WORKER_CONCURRENCY", "4", "WORKER_LISTEN", "127.0.0.1:1", "WORKER_SHUTDOWN_TIMEOUT", "9s",
 		"B24_BATCH", "false", "LOG_LEVEL", "error")
 	other := "https://other.bitrix24.de/rest/7/" + hookSecret + "/"
 	args := []string{
 		"--redis-url", "redis://10.0.0.2:6379/2", "--webhook-url", other, "--rate=5", "--burst=250",
-		"--operating-limit=2s", "--operating-window=20s", "--timeout=1s", "--concurrency=20",
+		"--operating-limit=2s", "--operating-window=20s", "--timeout=1s", "-request-limit", "3s", "--concurrency=20",
 		"--listen=127.0.0.2:2", "--shutdown-timeout=2m", "--batch", "--log-level=debug",
 	}
 	w, err := LoadWorker(args, env(e))
@@ -178,6 +180,7 @@ func TestLoadWorkerFlagOverridesEnv(t *testing.T) {
 		Portals:         []Portal{{Name: "default", WebhookURL: other, Limits: lim}},
 		Defaults:        lim,
 		Timeout:         time.Second,
+		RequestLimit:    3 * time.Second,
 		Concurrency:     20,
 		Listen:          "127.0.0.2:2",
 		ShutdownTimeout: 2 * time.Minute,
@@ -265,6 +268,11 @@ func TestLoadWorkerProblems(t *testing.T) {
 		{"limit over window", nil, with(minimal, "B24_OPERATING_LIMIT", "11m"), []string{"B24_OPERATING_LIMIT: operating limit 11m0s must not exceed operating window 10m0s"}},
 		{"B24_TIMEOUT", nil, with(minimal, "B24_TIMEOUT", "-1s"), []string{"B24_TIMEOUT -1s: must be > 0"}},
 		{"B24_TIMEOUT text", nil, with(minimal, "B24_TIMEOUT", "soon"), []string{`B24_TIMEOUT "soon": must be a duration`}},
+		{"B24_REQUEST_LIMIT", nil, with(minimal, "B24_REQUEST_LIMIT", "0s"), []string{"B24_REQUEST_LIMIT 0s: must be > 0"}},
+		{"--request-limit text", []string{"--request-limit=long"}, minimal, []string{`--request-limit "long": must be a duration`}},
+		{"webhook bare code", nil, map[string]string{"B24_WEBHOOK_URL": hookSecret}, []string{"B24_WEBHOOK_URL (value of 13 characters not shown: it is not a URL and may be the secret itself): must be an https:// URL"}},
+		{"webhook code with spaces", nil, map[string]string{"B24_WEBHOOK_URL": "code " + hookSecret}, []string{"B24_WEBHOOK_URL (value of 18 characters not shown"}},
+		{"--webhook-url bare code", []string{"--webhook-url", hookSecret}, nil, []string{"--webhook-url (value of 13 characters not shown"}},
 		{"WORKER_CONCURRENCY", nil, with(minimal, "WORKER_CONCURRENCY", "0"), []string{"WORKER_CONCURRENCY 0: must be at least 1"}},
 		{"WORKER_CONCURRENCY text", nil, with(minimal, "WORKER_CONCURRENCY", "many"), []string{`WORKER_CONCURRENCY "many": must be a whole number`}},
 		{"WORKER_SHUTDOWN_TIMEOUT", nil, with(minimal, "WORKER_SHUTDOWN_TIMEOUT", "0s"), []string{"WORKER_SHUTDOWN_TIMEOUT 0s: must be > 0"}},
@@ -277,9 +285,12 @@ func TestLoadWorkerProblems(t *testing.T) {
 		{"WORKER_LISTEN host name", nil, with(minimal, "WORKER_LISTEN", "worker1.internal:8080", "MONITOR_USER", "ops"), []string{"WORKER_LISTEN worker1.internal:8080 is not loopback", "MONITOR_USER and MONITOR_PASSWORD must be set together"}},
 		{"--listen not loopback", []string{"--listen", "10.0.0.5:80"}, with(minimal, "MONITOR_PASSWORD", monPass), []string{"--listen 10.0.0.5:80 is not loopback", "MONITOR_USER and MONITOR_PASSWORD must be set together"}},
 		{"password without user", nil, with(minimal, "MONITOR_PASSWORD", monPass), []string{"MONITOR_USER and MONITOR_PASSWORD must be set together"}},
-		{"unknown flag", []string{"--colour"}, minimal, []string{"flag provided but not defined: -colour (see --help)"}},
+		{"unknown flag", []string{"--colour"}, minimal, []string{"unknown flag --colour (see --help)"}},
+		{"misspelled flag", []string{"--concurency", "3"}, minimal, []string{"unknown flag --concurency; did you mean --concurrency? (see --help)"}},
+		{"misspelled single-dash flag", []string{"-lsiten", "x"}, minimal, []string{"unknown flag --lsiten; did you mean --listen?"}},
 		{"positional argument", []string{"extra"}, minimal, []string{`unexpected argument "extra"`}},
-		{"flag without value", []string{"--rate"}, minimal, []string{"flag needs an argument: -rate"}},
+		{"misspelled command", []string{"helthcheck"}, minimal, []string{`unexpected argument "helthcheck": worker takes flags only, or the command healthcheck (see --help); did you mean healthcheck?`}},
+		{"flag without value", []string{"--rate"}, minimal, []string{"flag --rate needs a value"}},
 		{"B24_PORTALS_FILE missing", nil, map[string]string{"B24_PORTALS_FILE": "/nonexistent/portals.yaml"}, []string{"B24_PORTALS_FILE /nonexistent/portals.yaml: does not exist"}},
 	}
 	for _, tc := range tests {
@@ -328,10 +339,11 @@ func TestWorkerUsage(t *testing.T) {
 	table := map[string]string{
 		"REDIS_URL": "redis://127.0.0.1:6379/0", "B24_WEBHOOK_URL": "none", "B24_PORTALS_FILE": "none",
 		"B24_RATE": "2", "B24_BURST": "50", "B24_OPERATING_LIMIT": "480s", "B24_OPERATING_WINDOW": "10m",
-		"B24_TIMEOUT": "30s", "WORKER_CONCURRENCY": "10", "WORKER_LISTEN": "127.0.0.1:8080",
+		"B24_TIMEOUT": "75s", "WORKER_CONCURRENCY": "10", "WORKER_LISTEN": "127.0.0.1:8080",
 		"MONITOR_USER": "none", "MONITOR_PASSWORD": "none",
 		// extensions
 		"REDIS_CLUSTER_ADDRS": "none", "WORKER_SHUTDOWN_TIMEOUT": "30s", "B24_BATCH": "true", "LOG_LEVEL": "info",
+		"B24_REQUEST_LIMIT": "65s",
 	}
 	for v, def := range table {
 		if !strings.Contains(u, v+" (default "+def+")") {
@@ -339,7 +351,7 @@ func TestWorkerUsage(t *testing.T) {
 		}
 	}
 	for _, f := range []string{"redis-url", "webhook-url", "portals-file", "rate", "burst", "operating-limit",
-		"operating-window", "timeout", "concurrency", "listen", "shutdown-timeout", "batch", "log-level"} {
+		"operating-window", "timeout", "request-limit", "concurrency", "listen", "shutdown-timeout", "batch", "log-level"} {
 		if !strings.Contains(u, "--"+f+", ") {
 			t.Errorf("usage lacks flag --%s next to its variable", f)
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/url"
 	"os"
 	"regexp"
 	"sort"
@@ -249,10 +250,25 @@ func webhookProblem(raw, name string, p *problems) string {
 	p.secret(b24.WebhookSecret(raw))
 	norm, reason := checkWebhookURL(raw, p.httpHosts)
 	if reason != "" {
-		p.addf("%s %s: %s", name, RedactURL(raw), reason)
+		p.addf("%s %s: %s", name, showWebhook(raw, p), reason)
 		return ""
 	}
 	return norm
+}
+
+// showWebhook is how a rejected webhook value appears in a message: its
+// redacted form when it looks like an http(s) URL with a host, else nothing
+// of it at all. A value that is not such a URL may be the bare secret code
+// pasted alone; it is also registered for scrubbing.
+func showWebhook(raw string, p *problems) string {
+	if u, err := url.Parse(raw); err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" {
+		return RedactURL(raw)
+	}
+	if lower := strings.ToLower(raw); strings.HasPrefix(lower, "https://") || strings.HasPrefix(lower, "http://") {
+		return RedactURL(raw) // unparseable: masked by pattern
+	}
+	p.secret(raw)
+	return fmt.Sprintf("(value of %d characters not shown: it is not a URL and may be the secret itself)", len([]rune(raw)))
 }
 
 // limitNames names the four limit settings in messages; an empty name marks

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"strconv"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/b24queue/b24queue/b24"
+	"github.com/b24queue/b24queue/internal/cliflag"
 	"github.com/b24queue/b24queue/tasks"
 )
 
@@ -35,8 +35,15 @@ type Worker struct {
 	// --operating-limit (480s), B24_OPERATING_WINDOW / --operating-window (10m).
 	Defaults Limits
 	// Timeout is the HTTP timeout of one REST call (B24_TIMEOUT / --timeout,
-	// default 30s). > 0.
+	// default 75s: longer than the portal's own 60 s cap on a cloud request,
+	// so a slow batch is not given up while it still runs). > 0.
 	Timeout time.Duration
+	// RequestLimit is how long a create request may still run at the portal
+	// after it was sent (B24_REQUEST_LIMIT / --request-limit, default 65s:
+	// the portal's 60 s cap plus a margin). After an attempt whose outcome is
+	// unknown, the next one looks the object up only once this has passed,
+	// so a request the portal still runs is not missed. > 0.
+	RequestLimit time.Duration
 	// Concurrency is the asynq concurrency of this process
 	// (WORKER_CONCURRENCY / --concurrency, default 10). >= 1.
 	Concurrency int
@@ -93,8 +100,8 @@ func (w Worker) String() string {
 	if w.MonitorUser != "" {
 		auth = "user " + w.MonitorUser
 	}
-	return fmt.Sprintf("redis %s; portals %s; concurrency %d; listen %q (auth %s); timeout %s; shutdown timeout %s; batch %t; log %s",
-		w.Redis, strings.Join(names, ","), w.Concurrency, w.Listen, auth, w.Timeout, w.ShutdownTimeout, w.Batch, w.LogLevel)
+	return fmt.Sprintf("redis %s; portals %s; concurrency %d; listen %q (auth %s); timeout %s; request limit %s; shutdown timeout %s; batch %t; log %s",
+		w.Redis, strings.Join(names, ","), w.Concurrency, w.Listen, auth, w.Timeout, w.RequestLimit, w.ShutdownTimeout, w.Batch, w.LogLevel)
 }
 
 // LogValue makes slog print the redacted String form.
@@ -119,16 +126,17 @@ var (
 	sBurst        = &setting{env: "B24_BURST", flag: "burst", def: "50", help: "bucket size before a portal answers 503 (50 standard, 250 Enterprise)"}
 	sOpLimit      = &setting{env: "B24_OPERATING_LIMIT", flag: "operating-limit", def: "480s", help: "per-method execution budget in the rolling window"}
 	sOpWindow     = &setting{env: "B24_OPERATING_WINDOW", flag: "operating-window", def: "10m", help: "that rolling window; the wait on a 429 without a known reset time"}
-	sTimeout      = &setting{env: "B24_TIMEOUT", flag: "timeout", def: "30s", help: "HTTP timeout of one REST call"}
+	sTimeout      = &setting{env: "B24_TIMEOUT", flag: "timeout", def: "75s", help: "HTTP timeout of one REST call (above the portal's 60 s cap on a request)"}
+	sRequestLimit = &setting{env: "B24_REQUEST_LIMIT", flag: "request-limit", def: "65s", help: "how long a create request may still run at the portal after it was sent (the portal's 60 s cap plus a margin); a lookup after a lost answer waits for it"}
 	sConcurrency  = &setting{env: "WORKER_CONCURRENCY", flag: "concurrency", def: "10", help: "tasks this process runs at once per portal (each portal has its own worker slots)"}
-	sListen       = &setting{env: "WORKER_LISTEN", flag: "listen", def: "127.0.0.1:8080", help: "HTTP side port (dashboard, metrics, health, enqueue API); empty or \"off\": off"}
+	sListen       = &setting{env: "WORKER_LISTEN", flag: "listen", def: "127.0.0.1:8080", help: "HTTP side port (dashboard, metrics, health, enqueue API); empty or \"off\": off; a second worker on the same machine needs another port, e.g. 127.0.0.1:8081"}
 	sMonUser      = &setting{env: "MONITOR_USER", help: "basic-auth user of the dashboard and enqueue API"}
 	sMonPassword  = &setting{env: "MONITOR_PASSWORD", help: "its password (required with MONITOR_USER and on a non-loopback WORKER_LISTEN)"}
 	sShutdown     = &setting{env: "WORKER_SHUTDOWN_TIMEOUT", flag: "shutdown-timeout", def: "30s", help: "how long in-flight tasks may finish after SIGTERM/SIGINT"}
 	sBatch        = &setting{env: "B24_BATCH", flag: "batch", def: "true", help: "combine calls into batch requests (0/false: off)", isBool: true}
 	sLogLevel     = &setting{env: "LOG_LEVEL", flag: "log-level", def: "info", help: "debug, info, warn or error"}
 	workerSetting = []*setting{sRedisURL, sCluster, sWebhook, sInsecureHTTP, sPortalsFile, sRate, sBurst, sOpLimit, sOpWindow,
-		sTimeout, sConcurrency, sListen, sMonUser, sMonPassword, sShutdown, sBatch, sLogLevel}
+		sTimeout, sRequestLimit, sConcurrency, sListen, sMonUser, sMonPassword, sShutdown, sBatch, sLogLevel}
 )
 
 // WorkerUsage returns the help text of the worker: every flag and variable
@@ -136,9 +144,12 @@ var (
 // never the current environment, so it holds no secret.
 func WorkerUsage() string {
 	var b strings.Builder
-	b.WriteString("Usage: worker [flags]\n\n")
+	b.WriteString("Usage: worker [flags]\n       worker healthcheck [--listen ADDR] [--timeout D]\n\n")
 	b.WriteString("Runs Bitrix24 department and workplace tasks from the Redis queue.\n")
-	b.WriteString("Every setting is an environment variable; a flag overrides it.\n\n")
+	b.WriteString("Every setting is an environment variable; a flag (--flag VALUE or --flag=VALUE)\n")
+	b.WriteString("overrides it. 'worker healthcheck' asks the side port of a running worker\n")
+	b.WriteString("(WORKER_LISTEN) for /healthz and exits 0 when it answers 200, 1 otherwise: a\n")
+	b.WriteString("container healthcheck that needs no curl.\n\n")
 	for _, s := range workerSetting {
 		name := s.env
 		if s.flag != "" {
@@ -221,7 +232,11 @@ func LoadWorkerLookup(args []string, lookup func(string) (string, bool)) (Worker
 	}
 	p := &problems{}
 	if len(rest) > 0 {
-		p.addf("unexpected argument %q: worker takes flags only (see --help)", rest[0])
+		msg := fmt.Sprintf("unexpected argument %q: worker takes flags only, or the command healthcheck (see --help)", rest[0])
+		if s := cliflag.Suggest(rest[0], WorkerCommands); s != "" {
+			msg += "; did you mean " + s + "?"
+		}
+		p.addf("%s", msg)
 	}
 	getenv := func(k string) string { v, _ := lookup(k); return v }
 	w := Worker{}
@@ -238,10 +253,9 @@ func LoadWorkerLookup(args []string, lookup func(string) (string, bool)) (Worker
 
 // parseWorkerFlags parses args into a source of settings (flags over the
 // environment read through lookup) and returns the positional arguments.
+// Flags follow the commands' one style (package cliflag).
 func parseWorkerFlags(args []string, lookup func(string) (string, bool)) (source, []string, error) {
-	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {}
+	fs := cliflag.NewFlagSet("worker")
 	src := source{flags: map[*setting]*flagValue{}, lookup: lookup}
 	for _, st := range workerSetting {
 		if st.flag == "" {
@@ -251,14 +265,18 @@ func parseWorkerFlags(args []string, lookup func(string) (string, bool)) (source
 		src.flags[st] = fv
 		fs.Var(fv, st.flag, st.help)
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+	rest, err := cliflag.Parse(fs, args)
+	if err != nil {
+		if errors.Is(err, cliflag.ErrHelp) {
 			return source{}, nil, flag.ErrHelp
 		}
 		return source{}, nil, &UsageError{Problems: []string{err.Error() + " (see --help)"}}
 	}
-	return src, fs.Args(), nil
+	return src, rest, nil
 }
+
+// WorkerCommands are the words the worker takes besides flags.
+var WorkerCommands = []string{"healthcheck"}
 
 // loadRedis reads the Redis settings.
 func (w *Worker) loadRedis(src source, p *problems) {
@@ -284,6 +302,9 @@ func (w *Worker) loadRun(src source, p *problems) {
 	var n string
 	if w.Timeout, n = durationSetting(src, sTimeout, p); n != "" && w.Timeout <= 0 {
 		p.addf("%s %s: must be > 0", n, w.Timeout)
+	}
+	if w.RequestLimit, n = durationSetting(src, sRequestLimit, p); n != "" && w.RequestLimit <= 0 {
+		p.addf("%s %s: must be > 0", n, w.RequestLimit)
 	}
 	if w.ShutdownTimeout, n = durationSetting(src, sShutdown, p); n != "" && w.ShutdownTimeout <= 0 {
 		p.addf("%s %s: must be > 0", n, w.ShutdownTimeout)

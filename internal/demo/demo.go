@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/b24queue/b24queue/b24/b24test"
+	"github.com/b24queue/b24queue/examples"
 	"github.com/b24queue/b24queue/internal/cli"
 	"github.com/b24queue/b24queue/internal/config"
 	"github.com/b24queue/b24queue/internal/worker"
@@ -27,7 +29,8 @@ import (
 
 // Options configure a demo run. The zero value of a field means its default.
 type Options struct {
-	// File is the org chart to import (default examples/org.yaml).
+	// File is the org chart to import (default: examples/org.yaml, built
+	// into the binary, so the demo runs from any directory).
 	File string
 	// RedisURL is tried first (default REDIS_URL, else redis://127.0.0.1:6379/0);
 	// when it does not answer, an embedded in-process Redis is used.
@@ -50,9 +53,6 @@ type Options struct {
 }
 
 func (o Options) withDefaults() Options {
-	if o.File == "" {
-		o.File = "examples/org.yaml"
-	}
 	if o.Workers <= 0 {
 		o.Workers = 2
 	}
@@ -77,11 +77,16 @@ const demoPortal = "demo"
 
 // Run runs the demo and returns when the import is finished (or, with Stay,
 // when ctx is cancelled). It returns an error if anything failed, including
-// a failed import item.
+// a failed import item; a cancelled ctx (Ctrl-C) is a normal end, nil.
 func Run(ctx context.Context, o Options, stdout io.Writer) error {
 	o = o.withDefaults()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	file, removeFile, err := orgFile(o.File)
+	if err != nil {
+		return err
+	}
+	defer removeFile()
 
 	redisURL, closeRedis, err := pickRedis(ctx, o.RedisURL, stdout)
 	if err != nil {
@@ -106,10 +111,16 @@ func Run(ctx context.Context, o Options, stdout io.Writer) error {
 	logger := worker.NewLogger(logs, slog.LevelInfo)
 	workers, dashboard, err := startWorkers(ctx, o, redisURL, sim.WebhookURL(), logger)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // Ctrl-C while starting
+		}
 		return err
 	}
 	defer workers.stop(cancel)
 	fmt.Fprintf(stdout, "%d workers share one request budget; dashboard: %s\n\n", o.Workers, dashboard)
+	// The import refuses a portal no live worker serves while others are
+	// served (a shared Redis): wait until the workers have announced theirs.
+	waitServed(ctx, redisURL, demoPortal)
 
 	getenv := func(k string) string {
 		switch k {
@@ -123,11 +134,15 @@ func Run(ctx context.Context, o Options, stdout io.Writer) error {
 	// A fresh import ID per run: the simulated portal is new every time, so
 	// the import state of an earlier run must not count as created here.
 	importID := fmt.Sprintf("demo-%d", time.Now().Unix())
-	code := cli.Run(ctx, []string{"import", o.File, "--wait", "--id", importID}, getenv, nil, stdout, stdout)
+	code := cli.Run(ctx, []string{"import", file, "--wait", "--id", importID}, getenv, nil, stdout, stdout)
 	st := sim.Stats()
 	fmt.Fprintf(stdout, "\nportal: %d departments and %d workplaces created, %d requests, %d answered 503, %d duplicates\n",
 		st.DepartmentsCreated, st.WorkplacesCreated, st.Requests, st.Rejected503, st.DuplicateDepartments+st.DuplicateWorkplaces)
-	if code != cli.ExitOK {
+	switch {
+	case ctx.Err() != nil:
+		fmt.Fprintln(stdout, "interrupted: stopping the workers")
+		return nil
+	case code != cli.ExitOK:
 		return fmt.Errorf("import finished with exit code %d", code)
 	}
 	if o.Stay {
@@ -135,6 +150,28 @@ func Run(ctx context.Context, o Options, stdout io.Writer) error {
 		<-ctx.Done()
 	}
 	return nil
+}
+
+// orgFile returns the path of the org chart to import: path, or the
+// built-in examples/org.yaml written to a temporary file (removed by the
+// returned func).
+func orgFile(path string) (string, func(), error) {
+	if path != "" {
+		if _, err := os.Stat(path); err != nil {
+			return "", nil, fmt.Errorf("--file: %w", err)
+		}
+		return path, func() {}, nil
+	}
+	dir, err := os.MkdirTemp("", "b24q-demo-")
+	if err != nil {
+		return "", nil, err
+	}
+	file := filepath.Join(dir, "org.yaml")
+	if err := os.WriteFile(file, examples.OrgYAML, 0o600); err != nil {
+		_ = os.RemoveAll(dir)
+		return "", nil, err
+	}
+	return file, func() { _ = os.RemoveAll(dir) }, nil
 }
 
 // pickRedis returns the URL of a Redis that answers: url, or an embedded
@@ -197,12 +234,11 @@ func startWorkers(ctx context.Context, o Options, redisURL, webhook string, logg
 		go func() {
 			defer r.wg.Done()
 			if err := w.Run(ctx); err != nil && ctx.Err() == nil {
-				r.errs <- err
-				fmt.Fprintf(os.Stderr, "worker %d: %v\n", i+1, err)
+				r.errs <- fmt.Errorf("worker %d: %w", i+1, err)
 			}
 		}()
 		if i == 0 {
-			addr, err := waitAddr(ctx, w)
+			addr, err := waitAddr(ctx, w, r.errs)
 			if err != nil {
 				return nil, "", err
 			}
@@ -212,19 +248,41 @@ func startWorkers(ctx context.Context, o Options, redisURL, webhook string, logg
 	return r, dashboard, nil
 }
 
-// waitAddr waits until the worker's side port listens and returns it.
-func waitAddr(ctx context.Context, w *worker.Worker) (string, error) {
-	for range 100 {
+// servedWait bounds waitServed.
+const servedWait = 10 * time.Second
+
+// waitServed waits, at most servedWait, until a live worker serves portal
+// (asynq's server list, tasks.ServedPortals).
+func waitServed(ctx context.Context, redisURL, portal string) {
+	opt, err := asynq.ParseRedisURI(redisURL)
+	if err != nil {
+		return
+	}
+	in := asynq.NewInspector(opt)
+	defer in.Close()
+	tasks.WaitServed(ctx, tasks.ServedPortals(in), servedWait, portal)
+}
+
+// waitAddr waits until the worker's side port listens and returns it, or
+// for the worker's error (a busy port: worker.ListenError).
+func waitAddr(ctx context.Context, w *worker.Worker, errs <-chan error) (string, error) {
+	for range 250 {
 		if a := w.Addr(); a != nil {
 			return a.String(), nil
 		}
 		select {
 		case <-ctx.Done():
 			return "", ctx.Err()
+		case err := <-errs:
+			var lerr *worker.ListenError
+			if errors.As(err, &lerr) {
+				return "", fmt.Errorf("the dashboard's port %s is in use by another process: give the demo another one, e.g. --listen 127.0.0.1:8081", lerr.Addr)
+			}
+			return "", err
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	return "", errors.New("the first worker's side port did not start (is the port in use? see --listen)")
+	return "", errors.New("the first worker's side port did not start within 5 s (see --listen)")
 }
 
 // clearDemoQueue drops what an interrupted earlier demo left in the demo

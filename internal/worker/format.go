@@ -4,11 +4,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/hibiken/asynqmon"
 
+	"github.com/b24queue/b24queue/b24"
 	"github.com/b24queue/b24queue/internal/config"
+	"github.com/b24queue/b24queue/tasks"
 )
 
 // secretField matches JSON field names whose values the dashboard never
@@ -76,10 +79,83 @@ func formatRedacted(data []byte) string {
 	return string(out)
 }
 
-// PayloadFormatter is the dashboard's payload formatter: see formatRedacted.
-var PayloadFormatter = asynqmon.PayloadFormatterFunc(func(_ string, payload []byte) string {
+// PayloadFormatter is the dashboard's payload formatter: a batch:create
+// task in one line (summarizeBatch), any other payload by formatRedacted.
+var PayloadFormatter = asynqmon.PayloadFormatterFunc(func(taskType string, payload []byte) string {
+	if taskType == tasks.TypeBatchCreate {
+		return summarizeBatch(payload)
+	}
 	return formatRedacted(payload)
 })
+
+// batchKeysShown is how many item keys a batch summary names.
+const batchKeysShown = 8
+
+// summarizeBatch renders a batch:create payload (up to 50 items, a wall of
+// JSON otherwise) as one line: what it creates, for which portal and
+// import, and the first item keys:
+//
+//	12 departments (department.add) for portal default, import imp-3f2a: sales, sales-eu, … (+4 more)
+//
+// Names, titles and anything else of the items stay out: keys and import
+// IDs are identifiers the producer chose, the rest is in the items' own
+// tasks and the import's status. A payload that does not decode is shown
+// as formatRedacted shows it.
+func summarizeBatch(payload []byte) string {
+	var p tasks.BatchPayload
+	if err := json.Unmarshal(payload, &p); err != nil {
+		return formatRedacted(payload)
+	}
+	_, method, _ := strings.Cut(strings.TrimSuffix(p.Group, "/verify"), "/")
+	what := "items"
+	switch method {
+	case b24.MethodDepartmentAdd:
+		what = "departments"
+	case b24.MethodAutomatedSolutionAdd:
+		what = "workplaces"
+	}
+	var imports, keys []string
+	for _, it := range p.Items {
+		var ref struct {
+			ImportID string `json:"import_id"`
+			Key      string `json:"key"`
+		}
+		_ = json.Unmarshal(it.Payload, &ref)
+		if ref.ImportID != "" && !slices.Contains(imports, ref.ImportID) {
+			imports = append(imports, ref.ImportID)
+		}
+		if ref.Key != "" {
+			keys = append(keys, ref.Key)
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d %s", len(p.Items), what)
+	if method != "" {
+		fmt.Fprintf(&b, " (%s)", method)
+	}
+	fmt.Fprintf(&b, " for portal %s", p.Portal)
+	switch len(imports) {
+	case 0:
+	case 1:
+		fmt.Fprintf(&b, ", import %s", imports[0])
+	default:
+		fmt.Fprintf(&b, ", imports %s", strings.Join(imports, ", "))
+	}
+	if len(keys) > 0 {
+		shown := keys[:min(len(keys), batchKeysShown)]
+		fmt.Fprintf(&b, ": %s", strings.Join(shown, ", "))
+		if rest := len(keys) - len(shown); rest > 0 {
+			fmt.Fprintf(&b, ", … (+%d more)", rest)
+		}
+	}
+	if p.Verify {
+		b.WriteString("; each looked up before it is created (an earlier attempt's outcome is unknown)")
+	}
+	if p.Plain {
+		b.WriteString("; sent as plain calls (B24_BATCH=0)")
+	}
+	return redactString(b.String())
+}
 
 // ResultFormatter is the dashboard's result formatter: see formatRedacted.
 var ResultFormatter = asynqmon.ResultFormatterFunc(func(_ string, result []byte) string {

@@ -42,10 +42,13 @@ func deadRedisURL(t *testing.T) string {
 func baseConfig(portal, webhookURL string) config.Worker {
 	limits := config.Limits{Rate: 50, Burst: 50, OperatingLimit: 480 * time.Second, OperatingWindow: 10 * time.Minute}
 	return config.Worker{
-		Redis:           config.Redis{URL: testRedisURL},
-		Portals:         []config.Portal{{Name: portal, WebhookURL: webhookURL, Limits: limits}},
-		Defaults:        limits,
-		Timeout:         10 * time.Second,
+		Redis:    config.Redis{URL: testRedisURL},
+		Portals:  []config.Portal{{Name: portal, WebhookURL: webhookURL, Limits: limits}},
+		Defaults: limits,
+		Timeout:  10 * time.Second,
+		// The simulator never runs a request after it dropped the answer:
+		// a retry need not wait the portal's 60 s before its lookup.
+		RequestLimit:    time.Second,
 		Concurrency:     4,
 		ShutdownTimeout: 2 * time.Second,
 		LogLevel:        "debug",

@@ -6,10 +6,19 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
+
+	"github.com/b24queue/b24queue/b24"
+	"github.com/b24queue/b24queue/internal/config"
 )
 
 // HealthTimeout bounds the Redis PING of /healthz.
@@ -39,6 +48,64 @@ func (w *Worker) Handler() http.Handler { return w.mux }
 // misses the route.
 func (w *Worker) Mount(pattern string, h http.Handler) {
 	w.mux.Handle(pattern, w.protect(h))
+}
+
+// ListenError is a side port the worker cannot open (WORKER_LISTEN,
+// --listen): a configuration problem, on which the worker command exits 2.
+// Run returns it before it contacts Redis.
+type ListenError struct {
+	Addr string
+	Err  error
+}
+
+func (e *ListenError) Error() string {
+	if errors.Is(e.Err, syscall.EADDRINUSE) {
+		return fmt.Sprintf("WORKER_LISTEN (--listen) %s: the address is already in use by another process (another worker?); "+
+			"give each worker on this machine its own side port, e.g. WORKER_LISTEN=%s, or turn it off with WORKER_LISTEN=off",
+			e.Addr, nextPort(e.Addr))
+	}
+	cause := e.Err
+	if inner := errors.Unwrap(cause); inner != nil {
+		cause = inner // "bind: permission denied" without the address again
+	}
+	return fmt.Sprintf("WORKER_LISTEN (--listen) %s: cannot listen there: %v", e.Addr, cause)
+}
+
+func (e *ListenError) Unwrap() error { return e.Err }
+
+// nextPort returns addr with its port plus one (127.0.0.1:8081 for
+// 127.0.0.1:8080), for the advice of a busy port.
+func nextPort(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	n, perr := strconv.Atoi(port)
+	if err != nil || perr != nil || n <= 0 || n >= 65535 {
+		return "127.0.0.1:8081"
+	}
+	return net.JoinHostPort(host, strconv.Itoa(n+1))
+}
+
+// serveSidePort binds cfg.Listen and serves the side port in the
+// background; the channel receives Serve's error. All nil when the side port
+// is off; a bind failure is a *ListenError.
+func (w *Worker) serveSidePort() (*http.Server, chan error, error) {
+	if w.cfg.Listen == "" {
+		return nil, nil, nil
+	}
+	ln, err := net.Listen("tcp", w.cfg.Listen)
+	if err != nil {
+		return nil, nil, &ListenError{Addr: w.cfg.Listen, Err: err}
+	}
+	w.mu.Lock()
+	w.addr = ln.Addr()
+	w.mu.Unlock()
+	srv := &http.Server{
+		Handler:           w.mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(w.logger.Handler(), slog.LevelWarn),
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	return srv, done, nil
 }
 
 func (w *Worker) routes() {
@@ -136,4 +203,37 @@ func (r *recorder) WriteHeader(status int) {
 	if !r.wroteHeader {
 		r.status, r.wroteHeader = status, true
 	}
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}
+
+// secretsOf lists the secret values of cfg (4 characters or longer) that the
+// dashboard scrubber hides.
+func secretsOf(cfg config.Worker) []string {
+	var out []string
+	add := func(s string) {
+		if len(s) >= 4 {
+			out = append(out, s)
+		}
+	}
+	add(cfg.MonitorPassword)
+	if u, err := url.Parse(cfg.Redis.URL); err == nil && u.User != nil {
+		if pw, ok := u.User.Password(); ok {
+			add(pw)
+		}
+	}
+	for _, p := range cfg.Portals {
+		add(b24.WebhookSecret(p.WebhookURL))
+		if p.OAuth != nil {
+			add(p.OAuth.ClientSecret)
+			add(p.OAuth.AccessToken)
+			add(p.OAuth.RefreshToken)
+		}
+	}
+	return out
 }

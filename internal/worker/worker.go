@@ -20,10 +20,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -209,13 +207,19 @@ func portalConfig(p config.Portal, timeout time.Duration, insecureHosts []string
 	return pc
 }
 
-// claimsOptions makes object claims wait for a replica with Sentinel, where
-// a failover may otherwise lose a claim written just before it.
-func claimsOptions(r config.Redis) []tasks.ClaimsOption {
-	if len(r.ClusterAddrs) == 0 && strings.HasPrefix(r.URL, "redis-sentinel://") {
-		return []tasks.ClaimsOption{tasks.WithReplicaAck(1, 100*time.Millisecond)}
+// claimsOptions sets how long a create request may still run at the
+// portal (B24_REQUEST_LIMIT), and makes object claims wait for a replica
+// with Sentinel, where a failover may otherwise lose a claim written just
+// before it.
+func claimsOptions(cfg config.Worker) []tasks.ClaimsOption {
+	var opts []tasks.ClaimsOption
+	if cfg.RequestLimit > 0 {
+		opts = append(opts, tasks.WithRequestCap(cfg.RequestLimit))
 	}
-	return nil
+	if r := cfg.Redis; len(r.ClusterAddrs) == 0 && strings.HasPrefix(r.URL, "redis-sentinel://") {
+		opts = append(opts, tasks.WithReplicaAck(1, 100*time.Millisecond))
+	}
+	return opts
 }
 
 func (w *Worker) build(connOpt asynq.RedisConnOpt, o options) error {
@@ -237,12 +241,13 @@ func (w *Worker) build(connOpt asynq.RedisConnOpt, o options) error {
 		w.queues[tasks.QueueName(p.Name)] = 1
 		names = append(names, p.Name)
 	}
+	inspector := asynq.NewInspectorFromRedisClient(w.rdb)
 	hc := tasks.HandlerConfig{
 		Portals:   w.portals,
-		Claims:    tasks.NewClaims(w.rdb, o.prefix, claimsOptions(w.cfg.Redis)...),
+		Claims:    tasks.NewClaims(w.rdb, o.prefix, claimsOptions(w.cfg)...),
 		Logger:    w.logger,
 		Metrics:   m,
-		Inspector: asynq.NewInspectorFromRedisClient(w.rdb),
+		Inspector: inspector,
 	}
 	// The import engine shares the worker's Redis connection: the same
 	// connection kind (single, Sentinel, Cluster) for the queue, the limiter
@@ -261,7 +266,6 @@ func (w *Worker) build(connOpt asynq.RedisConnOpt, o options) error {
 		return fmt.Errorf("worker: %w", err)
 	}
 
-	inspector := asynq.NewInspectorFromRedisClient(w.rdb)
 	for _, c := range []prometheus.Collector{
 		asynqmetrics.NewQueueMetricsCollector(inspector),
 		newRateCollector(w.limiter, names, w.logger),
@@ -311,24 +315,11 @@ func (w *Worker) build(connOpt asynq.RedisConnOpt, o options) error {
 		ReadOnly: w.cfg.MonitorUser == "",
 	})
 	w.routes()
-	w.Mount("/v1/", api.New(imports, producer, w.logger))
+	// The API refuses portals no live worker serves (this one's count at once).
+	w.Mount("/v1/", api.New(imports, producer, w.logger,
+		api.WithInspector(inspector), api.WithKnownPortals(tasks.ServedPortals(inspector, names...))))
 	return nil
 }
-
-// healthChecked is asynq's HealthCheckFunc: it keeps the health flag and
-// logs only transitions, not every 15 s ping.
-func (w *Worker) healthChecked(err error) {
-	was := w.healthy.Swap(err == nil)
-	switch {
-	case err != nil && was:
-		w.logger.Error("redis unavailable; asynq keeps retrying", "redis", w.cfg.Redis.String(), "err", err)
-	case err == nil && !was:
-		w.logger.Info("redis available again", "redis", w.cfg.Redis.String())
-	}
-}
-
-// Healthy reports whether the last Redis health check succeeded.
-func (w *Worker) Healthy() bool { return w.healthy.Load() }
 
 // Queues returns the asynq queues this worker serves, one per portal, each
 // with weight 1. The map is a copy.
@@ -366,23 +357,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	defer w.close()
 
-	var httpDone chan error
-	var httpSrv *http.Server
-	if w.cfg.Listen != "" {
-		ln, err := net.Listen("tcp", w.cfg.Listen)
-		if err != nil {
-			return fmt.Errorf("worker: side port: %w", err)
-		}
-		w.mu.Lock()
-		w.addr = ln.Addr()
-		w.mu.Unlock()
-		httpSrv = &http.Server{
-			Handler:           w.mux,
-			ReadHeaderTimeout: 10 * time.Second,
-			ErrorLog:          slog.NewLogLogger(w.logger.Handler(), slog.LevelWarn),
-		}
-		httpDone = make(chan error, 1)
-		go func() { httpDone <- httpSrv.Serve(ln) }()
+	httpSrv, httpDone, err := w.serveSidePort()
+	if err != nil {
+		return err // a *ListenError: another process holds the port
 	}
 
 	queues := make([]string, 0, len(w.queues))
@@ -404,6 +381,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		if err := w.startServers(); err != nil {
 			runErr = err
 		} else {
+			w.waitAnnounced(ctx)
 			w.logger.Info("processing tasks")
 			select {
 			case <-ctx.Done():
@@ -497,39 +475,6 @@ func waitGroup(wg *sync.WaitGroup, d time.Duration) bool {
 	}
 }
 
-// waitRedis pings Redis until it answers (nil) or ctx ends (ctx.Err()).
-func (w *Worker) waitRedis(ctx context.Context) error {
-	delay := redisRetryMin
-	for attempt := 1; ; attempt++ {
-		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		err := w.rdb.Ping(pctx).Err()
-		cancel()
-		if err == nil {
-			w.healthy.Store(true)
-			if attempt > 1 {
-				w.logger.Info("redis available", "redis", w.cfg.Redis.String(), "attempts", attempt)
-			}
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		w.healthy.Store(false)
-		// Jitter keeps a fleet restarted together from pinging in lockstep.
-		d := delay/2 + time.Duration(rand.Int64N(int64(delay)))
-		w.logger.Error("redis unavailable at start; retrying (health answers 503 meanwhile)",
-			"redis", w.cfg.Redis.String(), "attempt", attempt, "retry_in", d.Round(time.Millisecond).String(), "err", err)
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
-		}
-		delay = min(delay*2, redisRetryMax)
-	}
-}
-
 // close releases the dashboard's connection and Redis.
 func (w *Worker) close() {
 	w.cancelBase()
@@ -552,37 +497,4 @@ func (w *Worker) Close() error {
 	}
 	w.close()
 	return nil
-}
-
-func addrString(a net.Addr) string {
-	if a == nil {
-		return ""
-	}
-	return a.String()
-}
-
-// secretsOf lists the secret values of cfg (4 characters or longer) that the
-// dashboard scrubber hides.
-func secretsOf(cfg config.Worker) []string {
-	var out []string
-	add := func(s string) {
-		if len(s) >= 4 {
-			out = append(out, s)
-		}
-	}
-	add(cfg.MonitorPassword)
-	if u, err := url.Parse(cfg.Redis.URL); err == nil && u.User != nil {
-		if pw, ok := u.User.Password(); ok {
-			add(pw)
-		}
-	}
-	for _, p := range cfg.Portals {
-		add(b24.WebhookSecret(p.WebhookURL))
-		if p.OAuth != nil {
-			add(p.OAuth.ClientSecret)
-			add(p.OAuth.AccessToken)
-			add(p.OAuth.RefreshToken)
-		}
-	}
-	return out
 }
