@@ -7,6 +7,7 @@ package importer
 
 import (
 	"cmp"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
@@ -103,8 +104,16 @@ type Reconciliation struct {
 	parent map[string]bool // rows whose parent is in conflict
 }
 
-// Item returns the plan of the row key.
+// Item returns the plan of the row key (also of a plan decoded from JSON).
 func (r *Reconciliation) Item(key string) (PlannedItem, bool) {
+	if r.byKey == nil {
+		for _, it := range r.Items {
+			if it.Key == key {
+				return it, true
+			}
+		}
+		return PlannedItem{}, false
+	}
 	i, ok := r.byKey[key]
 	if !ok {
 		return PlannedItem{}, false
@@ -347,4 +356,34 @@ func (it PlannedItem) String() string {
 		b.WriteString(": " + it.Reason)
 	}
 	return b.String()
+}
+
+// JSON renders f in the import file format of design.md (flat form: every
+// department with its parent or parent_id), so that a validated file can
+// travel to a worker that plans it.
+func (f *File) JSON() ([]byte, error) {
+	type dept struct {
+		Key      string `json:"key"`
+		Name     string `json:"name"`
+		Parent   string `json:"parent,omitempty"`
+		ParentID *int64 `json:"parent_id,omitempty"`
+		Sort     int    `json:"sort,omitempty"`
+		Head     int64  `json:"head,omitempty"`
+	}
+	type workplace struct {
+		Key     string  `json:"key"`
+		Title   string  `json:"title"`
+		TypeIDs []int64 `json:"type_ids,omitempty"`
+	}
+	out := struct {
+		Departments []dept      `json:"departments"`
+		Workplaces  []workplace `json:"workplaces"`
+	}{Departments: []dept{}, Workplaces: []workplace{}}
+	for _, d := range f.Departments {
+		out.Departments = append(out.Departments, dept{Key: d.Key, Name: d.Name, Parent: d.Parent, ParentID: d.ParentID, Sort: d.Sort, Head: d.Head})
+	}
+	for _, w := range f.Workplaces {
+		out.Workplaces = append(out.Workplaces, workplace{Key: w.Key, Title: w.Title, TypeIDs: w.TypeIDs})
+	}
+	return json.Marshal(out)
 }

@@ -125,3 +125,26 @@ func TestReconcileKnownRows(t *testing.T) {
 		t.Errorf("gone: %+v", g)
 	}
 }
+
+// A file rendered with JSON parses back to the same rows.
+func TestFileJSONRoundTrip(t *testing.T) {
+	t.Parallel()
+	f := &File{
+		Departments: []Department{{Key: "a", Name: "A", ParentID: pidOf(1), Sort: 5, Head: 7}, {Key: "b", Name: "B", Parent: "a"}},
+		Workplaces:  []Workplace{{Key: "w", Title: "W", TypeIDs: []int64{1, 2}}},
+	}
+	raw, err := f.JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := DefaultLimits.ParseBytes(JSON, raw)
+	if err == nil {
+		err = g.Validate()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.ID() != f.ID() || len(g.Departments) != 2 || g.Departments[1].Parent != "a" || *g.Departments[0].ParentID != 1 || g.Workplaces[0].TypeIDs[1] != 2 {
+		t.Errorf("round trip: %+v %+v", g.Departments, g.Workplaces)
+	}
+}

@@ -157,6 +157,11 @@ func ServedPortals(insp *asynq.Inspector, own ...string) KnownPortals {
 // a worker serves the portal (WithKnownPortals) and submits it (see
 // Imports.Submit). An empty importID is DerivedImportID(portal, f).
 func (p *Producer) SubmitImport(ctx context.Context, portal, importID string, f *importer.File) (SubmitResult, error) {
+	return p.SubmitImportWith(ctx, portal, importID, f, SubmitOptions{})
+}
+
+// SubmitImportWith is SubmitImport with options (--update, --on-conflict).
+func (p *Producer) SubmitImportWith(ctx context.Context, portal, importID string, f *importer.File, opts SubmitOptions) (SubmitResult, error) {
 	if portal == "" {
 		portal = DefaultPortal
 	}
@@ -177,7 +182,7 @@ func (p *Producer) SubmitImport(ctx context.Context, portal, importID string, f 
 			return SubmitResult{}, err
 		}
 	}
-	return p.imports.Submit(ctx, portal, importID, f)
+	return p.imports.SubmitWith(ctx, portal, importID, f, opts)
 }
 
 // DerivedImportID is the ID of the import of f on portal when the producer

@@ -1,13 +1,14 @@
 // Command b24sim serves the simulated Bitrix24 portal of package b24test on
 // a port, for the demo, docker-compose and multi-process tests. It prints the
-// webhook URL (with its secret, for local use) once on stdout and logs one
-// JSON line per request to stderr, never a secret.
+// webhook URL (with its secret, for local use) once on stdout as
+// "B24_WEBHOOK_URL=..." and logs one JSON line per request to stderr, never
+// a secret. Flags follow the commands' one style (internal/cliflag): help on
+// stdout, usage errors on stderr with status 2 and a suggestion.
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,22 +18,29 @@ import (
 	"time"
 
 	"github.com/b24queue/b24queue/b24/b24test"
+	"github.com/b24queue/b24queue/internal/cliflag"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	var done exitStatus
 	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-	case errors.As(err, new(usageError)):
-		fmt.Fprintln(os.Stderr, "b24sim:", err)
-		os.Exit(2)
+	case err == nil:
+	case errors.As(err, &done): // help, or a usage error already printed
+		os.Exit(int(done))
 	default:
 		fmt.Fprintln(os.Stderr, "b24sim:", err)
 		os.Exit(1)
 	}
 }
+
+// exitStatus ends run with a status whose message (help, a usage error) is
+// already printed, in the commands' one style (internal/cliflag).
+type exitStatus int
+
+func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
 const usage = `Usage: b24sim [flags]
 
@@ -45,37 +53,28 @@ Zero values mean the documented default.
 Flags:
 `
 
-// usageError is a bad command line (exit code 2).
-type usageError struct{ error }
-
 // run serves until ctx ends, then shuts down gracefully.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("b24sim", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	listen := fs.String("listen", "127.0.0.1:8090", "address to serve on")
+	fs := cliflag.NewFlagSet("b24sim")
+	listen := fs.String("listen", "127.0.0.1:8090", "`address` to serve on")
 	var cfg b24test.Config
 	cfg.RegisterFlags(fs)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), usage)
-		fs.PrintDefaults()
+	help := func(w io.Writer) {
+		fmt.Fprint(w, usage)
+		cliflag.PrintDefaults(w, fs)
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
+	if _, code, ok := cliflag.Command("b24sim", fs, args, 0, help, stdout, stderr); !ok {
+		return exitStatus(code)
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
 	cfg.Logger = log
 	srv, err := b24test.Start(cfg, *listen)
 	if err != nil {
-		return usageError{err}
+		return exitStatus(cliflag.UsageError(stderr, "b24sim", err.Error()))
 	}
 	log.Info("b24sim listening", "url", srv.URL, "rate", srv.Config().Rate, "burst", srv.Config().Burst)
 	fmt.Fprintf(stdout, "B24_WEBHOOK_URL=%s\n", srv.WebhookURL())
+	fmt.Fprintf(stdout, "# for a shell: export B24_WEBHOOK_URL=%s\n", srv.WebhookURL())
 	fmt.Fprintf(stdout, "OAuth: portal %s token endpoint %s client_id %s\n", srv.OAuthPortalURL(), srv.TokenEndpoint(), srv.Config().OAuth.ClientID)
 
 	<-ctx.Done()

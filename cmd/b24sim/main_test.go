@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
-	"flag"
 	"io"
 	"net/http"
 	"slices"
@@ -140,37 +138,50 @@ func startRun(t *testing.T, args ...string) string {
 func TestRunUsage(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name    string
-		args    []string
-		usage   bool
-		help    bool
-		stderrs string
+		name   string
+		args   []string
+		code   exitStatus // 0: help; 2: usage error
+		stdout string     // help text
+		stderr string
 	}{
-		{"help", []string{"--help"}, false, true, "-operating-window duration"},
-		{"help lists faults", []string{"--help"}, false, true, "-hold-delay duration"},
-		{"help lists conditions", []string{"--help"}, false, true, "-webhook-revoked"},
-		{"unknown flag", []string{"--nope"}, true, false, "flag provided but not defined"},
-		{"stray argument", []string{"extra"}, true, false, ""},
-		{"invalid config", []string{"--listen", "127.0.0.1:0", "--error-rate", "2"}, true, false, ""},
-		{"bad address", []string{"--listen", "256.0.0.1:99999"}, true, false, ""},
+		{"help", []string{"--help"}, 0, "--operating-window DURATION", ""},
+		{"help lists faults", []string{"--help"}, 0, "--hold-delay DURATION", ""},
+		{"help lists conditions", []string{"--help"}, 0, "--webhook-revoked", ""},
+		{"unknown flag", []string{"--nope"}, 2, "", "unknown flag --nope"},
+		{"stray argument", []string{"extra"}, 2, "", "unexpected argument"},
+		{"invalid config", []string{"--listen", "127.0.0.1:0", "--error-rate", "2"}, 2, "", "ErrorRate"},
+		{"bad address", []string{"--listen", "256.0.0.1:99999"}, 2, "", "b24sim:"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			var stdout, stderr bytes.Buffer
 			err := run(context.Background(), tt.args, &stdout, &stderr)
-			if tt.help != errors.Is(err, flag.ErrHelp) {
-				t.Errorf("err %v, help %v", err, tt.help)
+			if code, ok := err.(exitStatus); !ok || code != tt.code {
+				t.Errorf("err %v, want exit status %d", err, tt.code)
 			}
-			if tt.usage != errors.As(err, new(usageError)) {
-				t.Errorf("err %v, usage error %v", err, tt.usage)
+			if !strings.Contains(stderr.String(), tt.stderr) || !strings.Contains(stdout.String(), tt.stdout) {
+				t.Errorf("stdout %q, stderr %q; want %q and %q", stdout.String(), stderr.String(), tt.stdout, tt.stderr)
 			}
-			if !strings.Contains(stderr.String(), tt.stderrs) {
-				t.Errorf("stderr %q lacks %q", stderr.String(), tt.stderrs)
-			}
-			if stdout.Len() != 0 {
-				t.Errorf("stdout %q, want nothing", stdout.String())
+			if (tt.code == 0) != (stderr.Len() == 0) || (tt.code != 0) != (stdout.Len() == 0) {
+				t.Errorf("help goes to stdout only, errors to stderr only: stdout %q, stderr %q", stdout.String(), stderr.String())
 			}
 		})
+	}
+}
+
+// One flag style with the other commands: help on stdout with status 0, a
+// misspelled flag on stderr with status 2 and a suggestion.
+func TestFlagStyle(t *testing.T) {
+	t.Parallel()
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"--help"}, &out, &errOut)
+	if code, ok := err.(exitStatus); !ok || code != 0 || !strings.Contains(out.String(), "--listen") || errOut.Len() != 0 {
+		t.Errorf("--help: %v; stdout %q; stderr %q", err, out.String(), errOut.String())
+	}
+	out.Reset()
+	err = run(context.Background(), []string{"--lisen", "x"}, &out, &errOut)
+	if code, ok := err.(exitStatus); !ok || code != 2 || !strings.Contains(errOut.String(), "did you mean --listen?") || out.Len() != 0 {
+		t.Errorf("--lisen: %v; stdout %q; stderr %q", err, out.String(), errOut.String())
 	}
 }

@@ -64,6 +64,9 @@ type ImportAccepted struct {
 	AlreadyCreated int    `json:"already_created"`
 	// Existing is true when an import with this ID was submitted before.
 	Existing bool `json:"existing"`
+	// Reconciling is true when a worker first reads what the portal holds
+	// and adopts what exists (a new import, or update=1).
+	Reconciling bool `json:"reconciling,omitempty"`
 }
 
 // DepartmentRequest is the body of POST /v1/departments. ParentID is
@@ -122,7 +125,8 @@ func WithKnownPortals(known tasks.KnownPortals) Option { return func(o *options)
 //
 //	POST /v1/departments   DepartmentRequest (application/json)   → 202 TaskAccepted
 //	POST /v1/workplaces    WorkplaceRequest  (application/json)   → 202 TaskAccepted
-//	POST /v1/imports       an import file; ?id=IMPORT_ID&portal=P → 202 ImportAccepted
+//	POST /v1/imports       an import file; ?id=IMPORT_ID&portal=P[&update=1][&on_conflict=first] → 202 ImportAccepted;
+//	                       ?plan=1 → 200 the plan (tasks.Plan), creating nothing
 //	GET  /v1/imports/{id}  the status JSON of `enqueue status --json`, 404 if unknown
 //	GET  /v1/tasks/{id}    tasks.TaskStatus, the JSON of `enqueue task --json`, 404 if unknown
 //
@@ -356,6 +360,14 @@ func (s *server) submitImport(w http.ResponseWriter, r *http.Request) {
 	if err := tasks.CheckPortalName(portal); err != nil {
 		problems = append(problems, err.Error())
 	}
+	policy, err := importer.ParseOnConflict(q.Get("on_conflict"))
+	if err != nil {
+		problems = append(problems, "on_conflict: "+err.Error())
+	}
+	plan, update := q.Get("plan") == "1", q.Get("update") == "1"
+	if plan && update {
+		problems = append(problems, "plan=1 creates nothing: drop update=1")
+	}
 	if problems != nil {
 		writeJSON(w, http.StatusBadRequest, ErrorBody{Error: "invalid query", Problems: problems})
 		return
@@ -371,14 +383,19 @@ func (s *server) submitImport(w http.ResponseWriter, r *http.Request) {
 	// The Producer validates the whole file before it writes anything. An
 	// empty id is derived from the content (tasks.DerivedImportID), exactly
 	// as for `enqueue import`, so the same file gets the same ID either way.
+	if plan {
+		s.planImport(w, r, portal, f, policy)
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), RequestTimeout)
 	defer cancel()
-	res, err := s.producer.SubmitImport(ctx, portal, id, f)
+	res, err := s.producer.SubmitImportWith(ctx, portal, id, f, tasks.SubmitOptions{Update: update, OnConflict: policy})
 	if s.badImport(w, err) {
 		return
 	}
 	writeJSON(w, http.StatusAccepted, ImportAccepted{
 		ID: res.ID, Total: res.Total, Enqueued: res.Enqueued, AlreadyCreated: res.AlreadyCreated, Existing: res.Existing,
+		Reconciling: res.Reconciling,
 	})
 }
 

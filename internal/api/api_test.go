@@ -190,7 +190,7 @@ func TestImportThenStatus(t *testing.T) {
 	}
 	// One task: the import's reconcile step, which releases the root and
 	// the workplace once it has read the portal.
-	want := map[string]any{"id": "api-1", "total": 3.0, "enqueued": 1.0, "already_created": 0.0, "existing": false}
+	want := map[string]any{"id": "api-1", "total": 3.0, "enqueued": 1.0, "already_created": 0.0, "existing": false, "reconciling": true}
 	if !maps.Equal(raw, want) {
 		t.Errorf("answer %v, want %v", raw, want)
 	}

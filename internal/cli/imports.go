@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"text/tabwriter"
+	"time"
 
 	"github.com/b24queue/b24queue/importer"
 	"github.com/b24queue/b24queue/importer/store"
@@ -16,27 +17,42 @@ import (
 	"github.com/b24queue/b24queue/tasks"
 )
 
-const importHelp = `Usage: enqueue import FILE [--id IMPORT_ID] [--dry-run] [--wait] [--portal P]
+const importHelp = `Usage: enqueue import FILE [--id IMPORT_ID] [--dry-run] [--plan [--json]] [--update]
+                      [--on-conflict fail|first] [--wait] [--portal P]
 
 Import an org structure: departments (parents before children) and digital
 workplaces from a YAML (.yaml, .yml), JSON (.json) or CSV (.csv) file.
 
 The whole file is validated first. If anything is wrong, every problem is
 printed as FILE:LINE: message, nothing is enqueued and the exit code is 2.
-Otherwise the roots (departments with parent_id) and the workplaces are
-enqueued at once; each other department is enqueued by the workers as soon as
-its parent exists. The import ID is printed; follow it with 'enqueue status'.
+Otherwise a worker first reads what the portal already holds and adopts every
+department (same name under the same parent) and workplace (same title) that
+exists; then the rest is created, each department as soon as its parent
+exists. The import ID is printed; follow it with 'enqueue status'.
 
-Running the same file again is safe: the import ID is derived from the file's
-content, and items already created are not created again. A portal no running
-worker serves is refused while other portals are served; --wait says when no
-worker serves the import's portal.
+Running the same file again is safe, under the same or another --id, even
+after Redis lost the import: what exists is adopted, never created twice. A
+portal no running worker serves is refused while other portals are served;
+--wait says when no worker serves the import's portal.
 
 Flags:
   --id IMPORT_ID   import ID (letters, digits, '.', '_', '-'; at most 128)
                    (default: derived from the file's content, imp-<16 hex digits>)
-  --dry-run        validate and print the plan (departments by depth, roots,
-                   workplaces); enqueue nothing; Redis is not needed
+  --dry-run        validate and print the file's shape (departments by depth,
+                   roots, workplaces); enqueue nothing; Redis is not needed
+  --plan           ask a worker to compare the file with what the portal holds
+                   and print per item: create, exists (ID), differs (ID: what),
+                   conflict (why); create nothing. Exit 1 when something is in
+                   conflict (and --on-conflict is fail)
+  --json           with --plan: print the plan as JSON, a stable interface:
+                   {"portal": "...", "items": [{"key", "kind", "name", "action",
+                   "id", "candidates", "changes", "reason"}], "totals": {...},
+                   "requests": N}
+  --update         also change adopted items whose fields differ from the file
+                   (department SORT and head, workplace typeIds)
+  --on-conflict P  an item matching several existing objects, or one only when
+                   case is ignored: fail (default; the item and its subtree
+                   fail, naming the IDs) or first (adopt the lowest ID)
   --wait           follow the import until it is finished: a progress bar on a
                    terminal, a line every 2 s otherwise; exit 1 if any item failed
   --portal P       portal name as configured on the worker (default $B24_PORTAL or "default")
@@ -55,7 +71,9 @@ also nest departments in "children" lists.
 
 Examples:
   enqueue import org.yaml --dry-run
+  enqueue import org.yaml --plan
   enqueue import org.yaml --wait
+  enqueue import org.yaml --update --wait
   enqueue import org.csv --id org-2024-06 --portal acme
 
 ` + envHelp
@@ -89,6 +107,10 @@ func (e *env) importFile(ctx context.Context, args []string) int {
 	id := fs.String("id", "", "")
 	dryRun := fs.Bool("dry-run", false, "")
 	wait := fs.Bool("wait", false, "")
+	plan := fs.Bool("plan", false, "")
+	asJSON := fs.Bool("json", false, "")
+	update := fs.Bool("update", false, "")
+	onConflict := fs.String("on-conflict", "", "")
 	portalFlag := fs.String("portal", "", "")
 	pos, code, ok := e.parse(fs, cmd, importHelp, args)
 	if !ok {
@@ -103,6 +125,14 @@ func (e *env) importFile(ctx context.Context, args []string) int {
 		return e.usageErr(cmd, "--id %q: must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit", *id)
 	case *dryRun && *wait:
 		return e.usageErr(cmd, "--dry-run and --wait exclude each other")
+	case *plan && (*dryRun || *wait || *update):
+		return e.usageErr(cmd, "--plan goes alone: it creates nothing (drop --dry-run, --wait and --update)")
+	case *asJSON && !*plan:
+		return e.usageErr(cmd, "--json goes with --plan (for an import's status: enqueue status ID --json)")
+	}
+	policy, err := importer.ParseOnConflict(*onConflict)
+	if err != nil {
+		return e.usageErr(cmd, "--%v", err)
 	}
 	path := pos[0]
 	portal := e.portalFor(*portalFlag)
@@ -137,7 +167,10 @@ func (e *env) importFile(ctx context.Context, args []string) int {
 	if err != nil {
 		return e.fail(cmd, err)
 	}
-	res, err := e.producer(conn, im, served).SubmitImport(ctx, portal, *id, f)
+	if *plan {
+		return e.plan(ctx, cmd, path, e.producer(conn, im, served), portal, f, policy, *asJSON)
+	}
+	res, err := e.producer(conn, im, served).SubmitImportWith(ctx, portal, *id, f, tasks.SubmitOptions{Update: *update, OnConflict: policy})
 	if err != nil {
 		return e.submitErr(cmd, path, conn, res, err)
 	}
@@ -214,6 +247,9 @@ func FileProblem(path string, p importer.Problem) string {
 // SubmitLine describes a submitted import in one line.
 func SubmitLine(r tasks.SubmitResult) string {
 	s := fmt.Sprintf("import %s: %d items, %d enqueued now, %d already created", r.ID, r.Total, r.Enqueued, r.AlreadyCreated)
+	if r.Reconciling {
+		s += "; a worker first reads what the portal holds"
+	}
 	if r.Retried > 0 {
 		s += fmt.Sprintf(", %d failed items retried", r.Retried)
 	}
@@ -227,7 +263,7 @@ func SubmitLine(r tasks.SubmitResult) string {
 func snapshot(st store.Status) progress.Snapshot {
 	c := st.Counts
 	return progress.Snapshot{ID: st.ID, Done: st.Done, Counts: progress.Counts{
-		Total: c.Total, Created: c.Created, Pending: c.Pending, Waiting: c.Waiting, Failed: c.Failed,
+		Total: c.Total, Created: c.Created + c.Adopted, Adopted: c.Adopted, Pending: c.Pending, Waiting: c.Waiting, Failed: c.Failed,
 	}}
 }
 
@@ -332,9 +368,17 @@ func writeStatus(w io.Writer, s store.Status) {
 		state = "done"
 	}
 	fmt.Fprintf(w, "import %s (portal %s): %s\n", s.ID, s.Portal, state)
+	if b := s.Blocked; b != nil {
+		fmt.Fprintf(w, "blocked: %s (since %s, next check %s)\n  %s\n  fix: %s\n", b.Reason,
+			b.Since.UTC().Format(time.RFC3339), b.NextCheck.UTC().Format(time.RFC3339), b.Description, b.Fix)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "  total\t%d\t\n", s.Counts.Total)
 	fmt.Fprintf(tw, "  created\t%d\t\n", s.Counts.Created)
+	fmt.Fprintf(tw, "  adopted\t%d\t  existed in the portal already\n", s.Counts.Adopted)
+	if s.Counts.Updated > 0 {
+		fmt.Fprintf(tw, "  updated\t%d\t  fields changed to the file's\n", s.Counts.Updated)
+	}
 	fmt.Fprintf(tw, "  pending\t%d\t  in the queue\n", s.Counts.Pending)
 	fmt.Fprintf(tw, "  waiting\t%d\t  on their parent\n", s.Counts.Waiting)
 	fmt.Fprintf(tw, "  failed\t%d\t\n", s.Counts.Failed)
@@ -344,9 +388,47 @@ func writeStatus(w io.Writer, s store.Status) {
 		writeFailures(w, s.Failed)
 	}
 	if len(s.Created) > 0 {
-		fmt.Fprintln(w, "created (key: ID):")
+		fmt.Fprintln(w, "portal IDs (key: ID, created or adopted):")
 		for _, k := range slices.Sorted(maps.Keys(s.Created)) {
 			fmt.Fprintf(w, "  %s: %d\n", k, s.Created[k])
 		}
 	}
+}
+
+// PlanWait is how long `enqueue import --plan` waits for a worker's plan.
+const PlanWait = 2 * time.Minute
+
+// plan asks a worker for the plan of f and prints it: one line per item
+// and the totals, or JSON. Exit 1 when something is in conflict and the
+// policy fails it.
+func (e *env) plan(ctx context.Context, cmd, path string, p *tasks.Producer, portal string, f *importer.File, policy importer.OnConflict, asJSON bool) int {
+	plan, err := p.PlanImport(ctx, portal, f, policy, PlanWait)
+	var tverr *tasks.ValidationError
+	switch {
+	case errors.As(err, &tverr):
+		return e.printProblems(cmd, tverr)
+	case err != nil:
+		return e.fail(cmd, fmt.Errorf("plan %s: %w", path, err))
+	}
+	if asJSON {
+		if code, ok := e.printJSON(cmd, plan); !ok {
+			return code
+		}
+	} else {
+		WritePlan(e.stdout, plan)
+	}
+	if plan.Conflicts() && policy != importer.ConflictFirst {
+		return ExitFailure
+	}
+	return ExitOK
+}
+
+// WritePlan prints a plan for people: one line per item, then the totals.
+func WritePlan(w io.Writer, plan tasks.Plan) {
+	for _, it := range plan.Items {
+		fmt.Fprintln(w, it)
+	}
+	t := plan.Totals
+	fmt.Fprintf(w, "portal %s: %d to create, %d exist, %d differ, %d in conflict (read in %d requests)\n", plan.Portal,
+		t[importer.ActionCreate], t[importer.ActionExists], t[importer.ActionDiffers], t[importer.ActionConflict], plan.Requests)
 }

@@ -150,7 +150,7 @@ func checkFinishedStatus(t *testing.T, f *fixture, id string, wantCode int, fail
 	if code != wantCode {
 		t.Errorf("status: exit code %d, want %d; stderr: %s", code, wantCode, errOut)
 	}
-	for _, want := range []string{"import " + id + " (portal " + f.portal + "): done", "created (key: ID):", "  d5: "} {
+	for _, want := range []string{"import " + id + " (portal " + f.portal + "): done", "portal IDs (key: ID, created or adopted):", "  d5: "} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status output lacks %q:\n%s", want, out)
 		}

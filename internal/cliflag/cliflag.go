@@ -258,9 +258,19 @@ func PrintDefaults(w io.Writer, fs *flag.FlagSet) {
 		if name != "" && !isBool(f) {
 			head += " " + strings.ToUpper(name)
 		}
-		if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "false" {
+		if !isZeroDefault(f) {
 			usage += fmt.Sprintf(" (default %s)", f.DefValue)
 		}
 		fmt.Fprintf(w, "%s\n      %s\n", head, usage)
 	})
+}
+
+// isZeroDefault reports whether f's default is its type's zero value ("",
+// 0, false, 0s), which the help does not print.
+func isZeroDefault(f *flag.Flag) bool {
+	switch f.DefValue {
+	case "", "0", "false", "0s":
+		return true
+	}
+	return false
 }

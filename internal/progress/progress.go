@@ -23,8 +23,11 @@ import (
 // `enqueue status --json`. Total = Created + Pending + Waiting + Failed once
 // the import's state is consistent.
 type Counts struct {
-	Total   int `json:"total"`
+	Total int `json:"total"`
+	// Created items have a portal ID: created by the import or, of them,
+	// Adopted (the portal held them already).
 	Created int `json:"created"`
+	Adopted int `json:"adopted"`
 	// Pending items are in the queue (released), not yet created or failed.
 	Pending int `json:"pending"`
 	// Waiting items wait for their parent's ID before they are released.
@@ -47,10 +50,15 @@ type Snapshot struct {
 // Line renders s as one plain line, the format of the non-terminal display:
 //
 //	import imp-0123456789abcdef: 120/505 created, 3 failed, 380 pending, 2 waiting
+//	import imp-0123456789abcdef: 320/505 created (200 adopted), 3 failed, 180 pending, 2 waiting
 func (s Snapshot) Line() string {
 	c := s.Counts
-	return fmt.Sprintf("import %s: %d/%d created, %d failed, %d pending, %d waiting",
-		s.ID, c.Created, c.Total, c.Failed, c.Pending, c.Waiting)
+	adopted := ""
+	if c.Adopted > 0 {
+		adopted = fmt.Sprintf(" (%d adopted)", c.Adopted)
+	}
+	return fmt.Sprintf("import %s: %d/%d created%s, %d failed, %d pending, %d waiting",
+		s.ID, c.Created, c.Total, adopted, c.Failed, c.Pending, c.Waiting)
 }
 
 // Source returns the current state of the import being followed. It is
@@ -183,7 +191,7 @@ type Bar struct {
 func NewBar(w io.Writer) *Bar { return &Bar{w: w} }
 
 func (b *Bar) describe(s Snapshot) string {
-	return fmt.Sprintf("%s: %d failed, %d pending, %d waiting", s.ID, s.Counts.Failed, s.Counts.Pending, s.Counts.Waiting)
+	return fmt.Sprintf("%s: %d adopted, %d failed, %d pending, %d waiting", s.ID, s.Counts.Adopted, s.Counts.Failed, s.Counts.Pending, s.Counts.Waiting)
 }
 
 // Update moves the bar; the first call creates it with the import's total.

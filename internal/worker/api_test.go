@@ -64,3 +64,38 @@ func TestImportThroughTheSidePortIsTrackedEndToEnd(t *testing.T) {
 		t.Errorf("Sales EU has parent %d, want Sales (%d)", parentOfEU, st.Created["sales"])
 	}
 }
+
+// POST /v1/imports?plan=1 answers the plan a worker made against the
+// portal, creating nothing.
+func TestPlanThroughTheSidePort(t *testing.T) {
+	t.Parallel()
+	b := setup(t, b24test.Config{Rate: 50, Burst: 50}, nil)
+	sales := b.sim.SeedDepartment("Sales", 1, 0, 0)
+	stop := b.run(t)
+	t.Cleanup(func() { stop() })
+
+	body := `{"departments":[{"key":"sales","name":"Sales","parent_id":1},{"key":"eu","name":"Sales EU","parent":"sales"}]}`
+	req := httptest.NewRequest(http.MethodPost, "/v1/imports?plan=1&portal="+b.portal, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	b.w.Handler().ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("POST /v1/imports?plan=1: %d %s", rec.Code, rec.Body)
+	}
+	var plan struct {
+		Items []struct {
+			Key, Action string
+			ID          int64
+		} `json:"items"`
+		Totals map[string]int `json:"totals"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &plan); err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Items) != 2 || plan.Items[0].Action != "exists" || plan.Items[0].ID != sales || plan.Items[1].Action != "create" {
+		t.Errorf("plan %s", rec.Body)
+	}
+	if s := b.sim.Stats(); s.DepartmentsCreated != 0 {
+		t.Errorf("the plan created %d departments", s.DepartmentsCreated)
+	}
+}
