@@ -236,7 +236,9 @@ func match[T any](name string, cands []T, nameOf func(T) string, idOf func(T) in
 
 // decide turns the matches of one row into its plan item; compare lists
 // the differences of an object from the row.
-func decide[T any](it PlannedItem, what string, exact, folded []T, idOf func(T) int64, compare func(T) []Change, policy OnConflict) PlannedItem {
+// what names the objects found ("departments under 12", "workplaces") and
+// nameOf an object's name, for the reason of a conflict.
+func decide[T any](it PlannedItem, what string, exact, folded []T, idOf func(T) int64, nameOf func(T) string, compare func(T) []Change, policy OnConflict) PlannedItem {
 	ids := func(ts []T) []int64 {
 		out := make([]int64, len(ts))
 		for i, t := range ts {
@@ -250,10 +252,14 @@ func decide[T any](it PlannedItem, what string, exact, folded []T, idOf func(T) 
 		pick = exact[0]
 	case len(exact) > 1:
 		it.Action, it.Candidates = ActionConflict, ids(exact)
-		it.Reason = fmt.Sprintf("%d %s already hold this name: IDs %s", len(exact), what, joinIDs(it.Candidates))
+		it.Reason = fmt.Sprintf("%d %s hold this name: IDs %s", len(exact), what, joinIDs(it.Candidates))
 	case len(folded) > 0:
 		it.Action, it.Candidates = ActionConflict, ids(folded)
-		it.Reason = fmt.Sprintf("%s %s differ from the name only in case, which the portal treats as the same name", what, joinIDs(it.Candidates))
+		var held []string
+		for _, f := range folded {
+			held = append(held, fmt.Sprintf("%q (ID %d)", strings.TrimSpace(nameOf(f)), idOf(f)))
+		}
+		it.Reason = fmt.Sprintf("%s: %s differ only in case, which the portal treats as the same name", what, strings.Join(held, ", "))
 	default:
 		it.Action = ActionCreate
 		return it
@@ -284,7 +290,7 @@ func matchDepartment(d Department, parent int64, cands []ExistingDepartment, pol
 	exact, folded := match(d.Name, cands, func(e ExistingDepartment) string { return e.Name }, func(e ExistingDepartment) int64 { return e.ID })
 	it := PlannedItem{Key: d.Key, Kind: "department", Name: d.Name}
 	what := "departments under " + strconv.FormatInt(parent, 10)
-	return decide(it, what, exact, folded, func(e ExistingDepartment) int64 { return e.ID },
+	return decide(it, what, exact, folded, func(e ExistingDepartment) int64 { return e.ID }, func(e ExistingDepartment) string { return e.Name },
 		func(e ExistingDepartment) []Change { return departmentChanges(d, e) }, policy)
 }
 
@@ -303,7 +309,7 @@ func departmentChanges(d Department, e ExistingDepartment) []Change {
 func matchWorkplace(w Workplace, cands []ExistingWorkplace, policy OnConflict) PlannedItem {
 	exact, folded := match(w.Title, cands, func(e ExistingWorkplace) string { return e.Title }, func(e ExistingWorkplace) int64 { return e.ID })
 	it := PlannedItem{Key: w.Key, Kind: "workplace", Name: w.Title}
-	return decide(it, "workplaces", exact, folded, func(e ExistingWorkplace) int64 { return e.ID },
+	return decide(it, "workplaces", exact, folded, func(e ExistingWorkplace) int64 { return e.ID }, func(e ExistingWorkplace) string { return e.Title },
 		func(e ExistingWorkplace) []Change { return workplaceChanges(w, e) }, policy)
 }
 
@@ -338,7 +344,7 @@ var displayField = map[string]string{"sort": "sort", "head": "head", "type_ids":
 //
 //	exists    sales     "Sales" (ID 12)
 //	differs   sales-eu  "Sales EU" (ID 13: sort 100 -> 200, head 7 -> 9)
-//	conflict  ops       "Ops": 2 departments under 1 already hold this name: IDs 14, 15
+//	conflict  ops       "Ops": 2 departments under 1 hold this name: IDs 14, 15
 //	create    new       "New"
 func (it PlannedItem) String() string {
 	var b strings.Builder

@@ -35,7 +35,7 @@ workplaces:
 	for _, want := range []string{
 		`differs   sales "Sales" (ID ` + strconv.FormatInt(sales, 10) + `: sort 100 -> 200)`,
 		`create    eu "Sales EU"`,
-		`conflict  ops "Ops": 2 departments under 1 already hold this name`,
+		`conflict  ops "Ops": 2 departments under 1 hold this name`,
 		`create    hr "HR"`,
 		"2 to create, 0 exist, 1 differ, 1 in conflict",
 	} {
