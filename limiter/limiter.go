@@ -62,6 +62,9 @@ type Limiter struct {
 	// method's report hash (see Tracked).
 	tracked sync.Map
 
+	// usage spaces out NoteUsage's writes.
+	usage usageGate
+
 	subMu  sync.Mutex
 	sub    *subscription // nil until the first Wait
 	closed bool
