@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"sync"
@@ -319,4 +320,28 @@ func (g *usageGate) due(portal, method string, now time.Time) bool {
 			return true
 		}
 	}
+}
+
+// Rate returns the portal's current effective (adaptive) rate in requests per
+// second, shared by all processes: the configured Rate when nothing slowed it
+// down or the state expired, never below MinRate. One Redis round trip.
+func (l *Limiter) Rate(ctx context.Context, portal string) (float64, error) {
+	p, err := l.state(portal)
+	if err != nil {
+		return 0, err
+	}
+	cctx, cancel := l.callCtx(ctx)
+	defer cancel()
+	s, err := l.rdb.HGet(cctx, l.keys.Bucket(portal), "rate").Result()
+	if errors.Is(err, redis.Nil) {
+		return p.cfg.Rate, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("limiter: read rate of portal %q: %w", portal, err)
+	}
+	r, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(r) {
+		return 0, fmt.Errorf("limiter: read rate of portal %q: bad value %q", portal, s)
+	}
+	return min(max(r, p.cfg.MinRate), p.cfg.Rate), nil
 }
