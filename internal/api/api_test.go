@@ -203,7 +203,7 @@ func TestImportThenStatus(t *testing.T) {
 	if err := json.Unmarshal(st["counts"], &counts); err != nil {
 		t.Fatal(err)
 	}
-	if wantCounts := map[string]int{"total": 3, "created": 0, "pending": 2, "waiting": 1, "failed": 0}; !maps.Equal(counts, wantCounts) {
+	if wantCounts := map[string]int{"total": 3, "created": 0, "adopted": 0, "updated": 0, "pending": 2, "waiting": 1, "failed": 0}; !maps.Equal(counts, wantCounts) {
 		t.Errorf("counts %v, want %v", counts, wantCounts)
 	}
 
