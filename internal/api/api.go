@@ -110,6 +110,7 @@ func New(imports *tasks.Imports, client *asynq.Client, logger *slog.Logger) http
 	mux.HandleFunc("POST /v1/workplaces", s.workplace)
 	mux.HandleFunc("POST /v1/imports", s.submitImport)
 	mux.HandleFunc("GET /v1/imports/{id}", s.importStatus)
+	s.routeRetry(mux) // POST /v1/imports/{id}/retry
 	// The same paths without a method catch the other methods, so that a
 	// 405 is JSON like every other answer.
 	mux.Handle("/v1/departments", methodNotAllowed(http.MethodPost))
