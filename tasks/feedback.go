@@ -65,7 +65,10 @@ func (p *Portal) observeOperating(ctx context.Context, method string, t b24.Time
 	operating := time.Duration(t.Operating * float64(time.Second))
 	p.metrics.operating(p.Name, method, t.Operating)
 	r := limiter.Report{Operating: operating, ResetAt: t.ResetAt(), Processing: time.Duration(t.Processing * float64(time.Second))}
-	err := p.limiter.NoteUsage(ctx, p.Name, method, r)
+	var err error
+	if method != b24.MethodBatch { // billed per command, never to batch
+		err = p.limiter.NoteUsage(ctx, p.Name, method, r)
+	}
 	if operating < p.limits.OperatingLimit/2 && !p.limiter.Tracked(p.Name, method) {
 		return err
 	}
