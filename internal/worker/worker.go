@@ -312,6 +312,7 @@ func (w *Worker) build(connOpt asynq.RedisConnOpt, o options) error {
 	})
 	w.routes()
 	w.Mount("/v1/", api.New(imports, producer, w.logger))
+	w.mountPages(imports, names)
 	return nil
 }
 

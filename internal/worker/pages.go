@@ -1,0 +1,29 @@
+package worker
+
+import (
+	"github.com/b24queue/b24queue/b24"
+	"github.com/b24queue/b24queue/internal/web"
+	"github.com/b24queue/b24queue/tasks"
+)
+
+// mountPages adds the pages for people (package web) at /imports/ and
+// /portals/, behind the side port's basic auth like the dashboard: the
+// imports, and the limiter's state of the portals this worker serves.
+func (w *Worker) mountPages(imports *tasks.Imports, portals []string) {
+	perRequest := b24.MaxBatch
+	if !w.cfg.Batch {
+		perRequest = 1
+	}
+	pages := web.New(web.Config{
+		Imports:         imports,
+		Limiter:         w.limiter,
+		Portals:         portals,
+		ItemsPerRequest: perRequest,
+		MonitorPath:     "/monitoring",
+		APIPath:         "/v1",
+		Redact:          w.secrets,
+		Logger:          w.logger,
+	})
+	w.Mount("/imports/", pages)
+	w.Mount("/portals/", pages)
+}
