@@ -1,7 +1,7 @@
 # The README's test command is `make test`; .ci/run calls it.
 GO ?= go
 
-.PHONY: test test-short test-e2e bench demo lint build
+.PHONY: test test-short test-e2e bench demo lint build screenshots
 
 test:
 	$(GO) test -race -count=1 ./...
@@ -26,3 +26,7 @@ lint:
 
 build:
 	$(GO) build -o bin/ ./cmd/...
+
+# Screenshots of the pages at 1,280 px, taken by the browser tests (needs chromium).
+screenshots:
+	$(GO) test -count=1 -run TestBrowser ./internal/web/ -args -screenshots=$(CURDIR)/docs/screenshots

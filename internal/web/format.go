@@ -72,7 +72,7 @@ func icon(state string) string {
 	case "waiting":
 		return "…"
 	case "blocked", "unavailable", "paused: portal unavailable":
-		return "⛔"
+		return "⊘"
 	}
 	return "•"
 }

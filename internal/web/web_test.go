@@ -177,7 +177,7 @@ func TestPortalsPage(t *testing.T) {
 		t.Fatalf("GET /portals/: %d", code)
 	}
 	for _, want := range []string{
-		`id="portal-` + f.portal + `"`, "/monitoring/queues/" + tasks.QueueName(f.portal), "⛔ blocked until",
+		`id="portal-` + f.portal + `"`, "/monitoring/queues/" + tasks.QueueName(f.portal), "⊘ blocked until",
 		"Unavailable: <code>INVALID_CREDENTIALS</code>", "issue a new one", "3 requests, peak 3/s", `data-method="crm.automatedsolution.add"`,
 	} {
 		if !strings.Contains(body, want) {
