@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/hibiken/asynqmon"
 
+	"github.com/b24queue/b24queue/importer"
 	"github.com/b24queue/b24queue/internal/config"
 )
 
@@ -77,9 +79,42 @@ func formatRedacted(data []byte) string {
 }
 
 // PayloadFormatter is the dashboard's payload formatter: see formatRedacted.
+// A task of an import (or a batch holding import items) also names the
+// import's page on the side port, so that the dashboard links back to it.
 var PayloadFormatter = asynqmon.PayloadFormatterFunc(func(_ string, payload []byte) string {
-	return formatRedacted(payload)
+	out := formatRedacted(payload)
+	for _, id := range importsOf(payload) {
+		out += "\n\nimport page: /imports/" + id
+	}
+	return out
 })
+
+// importsOf returns the import IDs a task payload names (its own, or its
+// batch items'), at most 3, valid IDs only.
+func importsOf(payload []byte) []string {
+	var p struct {
+		ImportID string `json:"import_id"`
+		Items    []struct {
+			Payload struct {
+				ImportID string `json:"import_id"`
+			} `json:"payload"`
+		} `json:"items"`
+	}
+	if json.Unmarshal(payload, &p) != nil {
+		return nil
+	}
+	ids := []string{p.ImportID}
+	for _, it := range p.Items {
+		ids = append(ids, it.Payload.ImportID)
+	}
+	var out []string
+	for _, id := range ids {
+		if id != "" && importer.ValidateID(id) == nil && !slices.Contains(out, id) && len(out) < 3 {
+			out = append(out, id)
+		}
+	}
+	return out
+}
 
 // ResultFormatter is the dashboard's result formatter: see formatRedacted.
 var ResultFormatter = asynqmon.ResultFormatterFunc(func(_ string, result []byte) string {

@@ -39,3 +39,16 @@ func TestPagesAuth(t *testing.T) {
 		t.Errorf("/portals/ does not show the worker's portal %s", b.portal)
 	}
 }
+
+// The dashboard shows an import task's page, so that it links back.
+func TestPayloadNamesImportPage(t *testing.T) {
+	t.Parallel()
+	single := PayloadFormatter.FormatPayload("department:create", []byte(`{"portal":"acme","name":"X","parent":1,"import_id":"imp-1","key":"x"}`))
+	batch := PayloadFormatter.FormatPayload("batch:create", []byte(`{"portal":"acme","items":[{"type":"department:create","payload":{"import_id":"imp-2"}},{"type":"department:create","payload":{"import_id":"imp-2"}}]}`))
+	plain := PayloadFormatter.FormatPayload("department:create", []byte(`{"portal":"acme","name":"X","parent":1}`))
+	odd := PayloadFormatter.FormatPayload("department:create", []byte(`{"import_id":"../../evil"}`))
+	if !strings.HasSuffix(single, "\n\nimport page: /imports/imp-1") || strings.Count(batch, "import page: /imports/imp-2") != 1 ||
+		strings.Contains(plain, "import page") || strings.Contains(odd, "import page") {
+		t.Errorf("payloads:\n%s\n%s\n%s\n%s", single, batch, plain, odd)
+	}
+}
