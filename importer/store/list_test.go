@@ -17,10 +17,7 @@ func TestListNewestFirstPaged(t *testing.T) {
 	t.Parallel()
 	s, _ := newStore(t)
 	ctx := context.Background()
-	for i := range 5 {
-		mustCreate(t, s, fmt.Sprintf("imp-%d", i), sampleFile())
-		time.Sleep(2 * time.Millisecond) // distinct scores
-	}
+	createFive(t, s)
 	if _, err := s.Complete(ctx, "imp-4", "root", 10); err != nil {
 		t.Fatal(err)
 	}
@@ -53,10 +50,7 @@ func TestListForgetsDeleted(t *testing.T) {
 	t.Parallel()
 	s, rdb := newStore(t)
 	ctx := context.Background()
-	for i := range 5 {
-		mustCreate(t, s, fmt.Sprintf("imp-%d", i), sampleFile())
-		time.Sleep(2 * time.Millisecond)
-	}
+	createFive(t, s)
 	if existing, err := s.Create(ctx, "imp-2", "default", "digest-imp-2", sampleFile()); err != nil || !existing {
 		t.Fatalf("resubmit = %v, %v", existing, err)
 	}
@@ -164,3 +158,12 @@ func ids(p Page) []string {
 func redisZ(score float64, member string) redis.Z { return redis.Z{Score: score, Member: member} }
 
 func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
+
+// createFive creates imp-0 to imp-4, in this order.
+func createFive(t *testing.T, s *Store) {
+	t.Helper()
+	for i := range 5 {
+		mustCreate(t, s, fmt.Sprintf("imp-%d", i), sampleFile())
+		time.Sleep(2 * time.Millisecond) // distinct scores
+	}
+}

@@ -39,6 +39,19 @@ func (s *server) routeRetry(mux *http.ServeMux) {
 }
 
 func (s *server) retryImport(w http.ResponseWriter, r *http.Request) {
+	s.forImport(w, r, "retry import", "could not retry the import: a failed item's task may still be running, or the queue's Redis failed; try again",
+		func(ctx context.Context, id string) (int, any, error) {
+			res, err := s.imports.Retry(ctx, id)
+			return http.StatusAccepted, ImportRetried{ID: res.ID, Retried: len(res.Retried), RetriedKeys: res.Retried, Enqueued: res.Enqueued}, err
+		})
+}
+
+// forImport answers a request about the import named by its {id}: 404 for
+// an invalid or unknown ID, 503 (failMsg; the error logged as what) for
+// any other error of call, else call's status and value. (importStatus
+// answers the same way and can use it.)
+func (s *server) forImport(w http.ResponseWriter, r *http.Request, what, failMsg string,
+	call func(ctx context.Context, id string) (int, any, error)) {
 	id := r.PathValue("id")
 	if importer.ValidateID(id) != nil {
 		writeJSON(w, http.StatusNotFound, ErrorBody{Error: fmt.Sprintf("no import %q", id)})
@@ -46,16 +59,14 @@ func (s *server) retryImport(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), RequestTimeout)
 	defer cancel()
-	res, err := s.imports.Retry(ctx, id)
+	status, v, err := call(ctx, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		writeJSON(w, http.StatusNotFound, ErrorBody{Error: fmt.Sprintf("no import %q", id)})
-		return
 	case err != nil:
-		s.logger.ErrorContext(ctx, "retry import", "import_id", id, "err", err)
-		writeJSON(w, http.StatusServiceUnavailable, ErrorBody{
-			Error: "could not retry the import: a failed item's task may still be running, or the queue's Redis failed; try again"})
-		return
+		s.logger.ErrorContext(ctx, what, "import_id", id, "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, ErrorBody{Error: failMsg})
+	default:
+		writeJSON(w, status, v)
 	}
-	writeJSON(w, http.StatusAccepted, ImportRetried{ID: res.ID, Retried: len(res.Retried), RetriedKeys: res.Retried, Enqueued: res.Enqueued})
 }
