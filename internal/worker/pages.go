@@ -1,15 +1,20 @@
 package worker
 
 import (
+	"github.com/hibiken/asynq"
+
 	"github.com/b24queue/b24queue/b24"
+	"github.com/b24queue/b24queue/internal/api"
 	"github.com/b24queue/b24queue/internal/web"
 	"github.com/b24queue/b24queue/tasks"
 )
 
-// mountPages adds the pages for people (package web) at /imports/ and
-// /portals/, behind the side port's basic auth like the dashboard: the
-// imports, and the limiter's state of the portals this worker serves.
-func (w *Worker) mountPages(imports *tasks.Imports, portals []string) {
+// mountHTTP adds, behind the side port's basic auth like the dashboard,
+// the enqueue API at /v1/ and the pages for people (package web) at
+// /imports/ and /portals/: the imports, and the limiter's state of the
+// portals this worker serves.
+func (w *Worker) mountHTTP(imports *tasks.Imports, producer *asynq.Client, portals []string) {
+	w.Mount("/v1/", api.New(imports, producer, w.logger))
 	perRequest := b24.MaxBatch
 	if !w.cfg.Batch {
 		perRequest = 1

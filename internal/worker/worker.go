@@ -39,7 +39,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/b24queue/b24queue/b24"
-	"github.com/b24queue/b24queue/internal/api"
 	"github.com/b24queue/b24queue/internal/config"
 	"github.com/b24queue/b24queue/internal/keys"
 	"github.com/b24queue/b24queue/limiter"
@@ -311,8 +310,7 @@ func (w *Worker) build(connOpt asynq.RedisConnOpt, o options) error {
 		ReadOnly: w.cfg.MonitorUser == "",
 	})
 	w.routes()
-	w.Mount("/v1/", api.New(imports, producer, w.logger))
-	w.mountPages(imports, names)
+	w.mountHTTP(imports, producer, names)
 	return nil
 }
 
