@@ -7,17 +7,23 @@ import (
 	"time"
 )
 
-// State reads back what the grants, a 503, reports and blocks wrote, from
-// another process, without changing anything.
-func TestStateReadsSharedState(t *testing.T) {
-	t.Parallel()
+// stateFixture is a portal with 3 grants in one second and 1 two seconds
+// later, then a 503 and reports: department.add at 96 s of 100 (blocked),
+// department.get sampled at 3 s. State is read by another process.
+type stateFixture struct {
+	b            *bundle
+	start, reset time.Time
+	st           State
+}
+
+func newStateFixture(t *testing.T) *stateFixture {
+	t.Helper()
 	cfg := Config{Rate: 2, Burst: 10, Cooldown: 2 * time.Second, OperatingLimit: 100 * time.Second}
-	b := setup(t, cfg)
+	f := &stateFixture{b: setup(t, cfg)}
+	b := f.b
 	reader := b.newLimiter(t, cfg)
 	ctx := context.Background()
-	start := b.clock.Now()
-
-	// 3 grants in this second (slots now), 1 two seconds later.
+	f.start = b.clock.Now()
 	for range 3 {
 		if _, err := b.lim.Reserve(ctx, portal, "department.add"); err != nil {
 			t.Fatal(err)
@@ -30,74 +36,90 @@ func TestStateReadsSharedState(t *testing.T) {
 	if err := b.lim.Throttled(ctx, portal); err != nil {
 		t.Fatal(err)
 	}
-	reset := b.clock.Now().Add(4 * time.Minute).Truncate(time.Second)
-	if err := b.lim.Observe(ctx, portal, "department.add", 96*time.Second, reset); err != nil {
+	f.reset = b.clock.Now().Add(4 * time.Minute).Truncate(time.Second)
+	if err := b.lim.Observe(ctx, portal, "department.add", 96*time.Second, f.reset); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.lim.NoteUsage(ctx, portal, "department.get", Report{Operating: 3 * time.Second, ResetAt: reset}); err != nil {
+	if err := b.lim.NoteUsage(ctx, portal, "department.get", Report{Operating: 3 * time.Second, ResetAt: f.reset}); err != nil {
 		t.Fatal(err)
 	}
-	st, err := reader.State(ctx, portal, "department.add", "crm.automatedsolution.add")
-	if err != nil {
+	var err error
+	if f.st, err = reader.State(ctx, portal, "department.add", "crm.automatedsolution.add"); err != nil {
 		t.Fatal(err)
 	}
+	// Reading changed nothing: the next grant is where it would have been.
+	again, err := reader.State(ctx, portal)
+	if err != nil || !again.NextSlot.Equal(f.st.NextSlot) || len(again.Methods) != 1 {
+		t.Errorf("second State: next slot %v (was %v), %d methods, %v", again.NextSlot, f.st.NextSlot, len(again.Methods), err)
+	}
+	return f
+}
 
-	if !st.Now.Equal(b.clock.Now()) || st.Config.Rate != 2 || st.SharedBurst != 9 {
+// State reads back the bucket and the 503 that another process wrote.
+func TestStateBucketAndCooldown(t *testing.T) {
+	t.Parallel()
+	f := newStateFixture(t)
+	st, now := f.st, f.b.clock.Now()
+	if !st.Now.Equal(now) || st.Config.Rate != 2 || st.SharedBurst != 9 {
 		t.Errorf("now %v, config %+v, shared burst %d", st.Now, st.Config, st.SharedBurst)
 	}
 	if math.Abs(st.Rate-1.6) > 1e-9 {
 		t.Errorf("rate = %v, want 1.6 after a 503", st.Rate)
 	}
-	if want := b.clock.Now().Add(2 * time.Second); !st.CooldownUntil.Equal(want) || !st.LastDecrease.Equal(b.clock.Now()) {
+	if want := now.Add(2 * time.Second); !st.CooldownUntil.Equal(want) || !st.LastDecrease.Equal(now) {
 		t.Errorf("cooldown until %v (want %v), last decrease %v", st.CooldownUntil, want, st.LastDecrease)
 	}
 	if !st.NextSlot.After(st.CooldownUntil) || st.Level < float64(st.SharedBurst) {
 		t.Errorf("next slot %v, level %v: want after the cooldown, bucket full", st.NextSlot, st.Level)
 	}
+	if st.Unavailable != nil {
+		t.Errorf("unavailable = %+v", st.Unavailable)
+	}
+}
 
+// State counts the grants per second of the last HistoryWindow.
+func TestStateHistory(t *testing.T) {
+	t.Parallel()
+	f := newStateFixture(t)
+	st := f.st
 	if n := len(st.Requests); n != int(HistoryWindow/time.Second) {
 		t.Fatalf("%d seconds of history", n)
 	}
-	got := map[int64]int{}
-	total := 0
+	got, total := map[int64]int{}, 0
 	for _, s := range st.Requests {
 		got[s.At.Unix()] = s.Requests
 		total += s.Requests
 	}
-	if got[start.Unix()] != 3 || got[start.Unix()+2] != 1 || total != 4 {
-		t.Errorf("history: %d at start, %d two seconds later, %d in all; want 3, 1, 4", got[start.Unix()], got[start.Unix()+2], total)
+	if got[f.start.Unix()] != 3 || got[f.start.Unix()+2] != 1 || total != 4 {
+		t.Errorf("history: %d at start, %d two seconds later, %d in all; want 3, 1, 4", got[f.start.Unix()], got[f.start.Unix()+2], total)
 	}
 	if last := st.Requests[len(st.Requests)-1].At; last.Unix() != st.Now.Unix() {
 		t.Errorf("history ends at %v, want now %v", last, st.Now)
 	}
+}
 
+// State lists the methods asked for and those with a sampled report, with
+// their operating time, reset and block.
+func TestStateMethods(t *testing.T) {
+	t.Parallel()
+	f := newStateFixture(t)
 	byName := map[string]MethodState{}
-	for _, m := range st.Methods {
+	for _, m := range f.st.Methods {
 		byName[m.Method] = m
 	}
-	if len(st.Methods) != 3 {
-		t.Fatalf("methods = %+v, want the two asked for and department.get", st.Methods)
+	if len(f.st.Methods) != 3 {
+		t.Fatalf("methods = %+v, want the two asked for and department.get", f.st.Methods)
 	}
 	add := byName["department.add"]
-	if add.Operating != 96*time.Second || !add.ResetAt.Equal(reset) || add.Limit != 100*time.Second ||
-		add.Threshold != 95*time.Second || !add.BlockedUntil.Equal(reset) {
-		t.Errorf("department.add = %+v: want 96 s of 100, blocked until %v", add, reset)
+	if add.Operating != 96*time.Second || !add.ResetAt.Equal(f.reset) || add.Limit != 100*time.Second ||
+		add.Threshold != 95*time.Second || !add.BlockedUntil.Equal(f.reset) {
+		t.Errorf("department.add = %+v: want 96 s of 100, blocked until %v", add, f.reset)
 	}
 	if get := byName["department.get"]; get.Operating != 3*time.Second || !get.BlockedUntil.IsZero() || get.ReportedAt.IsZero() {
 		t.Errorf("department.get = %+v", get)
 	}
 	if crm := byName["crm.automatedsolution.add"]; crm.Operating != 0 || !crm.ReportedAt.IsZero() {
 		t.Errorf("crm.automatedsolution.add = %+v", crm)
-	}
-	if st.Unavailable != nil {
-		t.Errorf("unavailable = %+v", st.Unavailable)
-	}
-
-	// Reading changed nothing: the next grant is where it would have been.
-	before := st.NextSlot
-	again, err := reader.State(ctx, portal)
-	if err != nil || !again.NextSlot.Equal(before) || len(again.Methods) != 1 {
-		t.Errorf("second State: next slot %v (was %v), %d methods, %v", again.NextSlot, before, len(again.Methods), err)
 	}
 }
 
