@@ -1,7 +1,7 @@
 # The README's test command is `make test`; .ci/run calls it.
 GO ?= go
 
-.PHONY: test test-short test-e2e bench demo lint build install
+.PHONY: test test-short test-e2e bench demo lint build install screenshots
 
 # The tests need a Redis at 127.0.0.1:6379: scripts/with-redis uses the one
 # that answers, or starts a private redis-server for the run, or stops at
@@ -38,3 +38,7 @@ build:
 # Every command into $(go env GOBIN), or $(go env GOPATH)/bin.
 install:
 	$(GO) install ./cmd/...
+
+# Screenshots of the pages at 1,280 px, taken by the browser tests (needs chromium).
+screenshots:
+	$(GO) test -count=1 -run TestBrowser ./internal/web/ -args -screenshots=$(CURDIR)/docs/screenshots

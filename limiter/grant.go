@@ -59,7 +59,8 @@ func (l *Limiter) reserve(ctx context.Context, p *portalState, portal, method st
 	maxDelay := max(allowed.Microseconds(), 0)
 	cctx, cancel := l.callCtx(ctx)
 	defer cancel()
-	ks := []string{l.keys.Bucket(portal), l.keys.Block(portal, method), l.keys.Report(portal, method), l.keys.Unavailable(portal)}
+	ks := []string{l.keys.Bucket(portal), l.keys.Block(portal, method), l.keys.Report(portal, method), l.keys.Unavailable(portal),
+		l.keys.Requests(portal)}
 	args := []any{l.nowArg(), c.Rate, c.SharedBurst(), c.MinRate, maxDelay, c.Burst, idleTTL.Milliseconds(),
 		c.operatingThreshold().Microseconds(), inflightTTL.Microseconds()}
 	if cl == nil {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -61,6 +60,9 @@ type Limiter struct {
 	// tracked holds portal + "\x00" + method while the last grant saw the
 	// method's report hash (see Tracked).
 	tracked sync.Map
+
+	// usage spaces out NoteUsage's writes.
+	usage usageGate
 
 	subMu  sync.Mutex
 	sub    *subscription // nil until the first Wait
@@ -467,65 +469,7 @@ func (l *Limiter) Throttled(ctx context.Context, portal string) error {
 	return nil
 }
 
-// Rate returns the portal's current effective (adaptive) rate in requests per
-// second, shared by all processes: the configured Rate when nothing slowed it
-// down or the state expired, never below MinRate. One Redis round trip.
-func (l *Limiter) Rate(ctx context.Context, portal string) (float64, error) {
-	p, err := l.state(portal)
-	if err != nil {
-		return 0, err
-	}
-	cctx, cancel := l.callCtx(ctx)
-	defer cancel()
-	s, err := l.rdb.HGet(cctx, l.keys.Bucket(portal), "rate").Result()
-	if errors.Is(err, redis.Nil) {
-		return p.cfg.Rate, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("limiter: read rate of portal %q: %w", portal, err)
-	}
-	r, err := strconv.ParseFloat(s, 64)
-	if err != nil || math.IsNaN(r) {
-		return 0, fmt.Errorf("limiter: read rate of portal %q: bad value %q", portal, s)
-	}
-	return min(max(r, p.cfg.MinRate), p.cfg.Rate), nil
-}
-
 // callCtx bounds one Redis call by the call timeout.
 func (l *Limiter) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, l.callTO)
-}
-
-// sleepUntil waits until at, or until wake is closed (woken = true), or
-// until ctx is done. It returns at once, not woken, if at has passed.
-func sleepUntil(ctx context.Context, at time.Time, wake <-chan struct{}) (woken bool, err error) {
-	d := time.Until(at)
-	if d <= 0 {
-		return false, nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return false, nil
-	case <-wake:
-		return true, nil
-	case <-ctx.Done():
-		return false, ctx.Err()
-	}
-}
-
-// sleep waits for d on a timer, or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

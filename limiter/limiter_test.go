@@ -568,9 +568,9 @@ func TestEveryKeyHasTTL(t *testing.T) {
 	if err := iter.Err(); err != nil {
 		t.Fatal(err)
 	}
-	// bucket ×2, block b and c, reports a and b.
-	if len(keys) != 6 {
-		t.Fatalf("keys = %v, want 6", keys)
+	// bucket ×2, request history ×2, block b and c, reports a and b.
+	if len(keys) != 8 {
+		t.Fatalf("keys = %v, want 8", keys)
 	}
 	for _, k := range keys {
 		if !strings.HasPrefix(k, b.prefix+":{") {

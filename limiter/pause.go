@@ -232,3 +232,37 @@ func (l *Limiter) Close() error {
 	}
 	return nil
 }
+
+// sleepUntil waits until at, or until wake is closed (woken = true), or
+// until ctx is done. It returns at once, not woken, if at has passed.
+func sleepUntil(ctx context.Context, at time.Time, wake <-chan struct{}) (woken bool, err error) {
+	d := time.Until(at)
+	if d <= 0 {
+		return false, nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return false, nil
+	case <-wake:
+		return true, nil
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+}
+
+// sleep waits for d on a timer, or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -28,6 +28,7 @@ import (
 //	rate effective rate (req/s), between MinRate and Rate
 //	n    grants since the last rate change (for the additive-increase step)
 //	dec  time of the last decrease (µs), to count 503s within Cooldown once
+//	cend end of the latest 503 cooldown (µs), for people to read (State)
 //
 // burst is the shared burst ([Config.SharedBurst]), not the portal's Burst.
 // A grant at now reserves slot max(tat, now) + T - burst*T (T = 1/rate) and
@@ -90,6 +91,21 @@ var grantCodes = luaConsts(
 	luaConst{"CLAIM_MODE_CHECK", claimModeCheck},
 )
 
+// The request history (keys.Requests) is a hash used as a ring of
+// requestRing seconds: the grant script counts each granted request in the
+// field (slot second % requestRing), whose value is second×requestScale +
+// count; a value of another second is an old turn of the ring and starts
+// again from zero. So the hash never holds more than requestRing fields,
+// whatever the load, and costs the grant no round trip. It expires
+// requestRing seconds after the last grant.
+const (
+	requestRing  = 900
+	requestScale = 1000000
+)
+
+// requestConsts defines the request history's constants as Lua locals.
+var requestConsts = luaConsts(luaConst{"REQ_RING", requestRing}, luaConst{"REQ_SCALE", requestScale})
+
 // luaConst is a Go constant a script shares with its caller.
 type luaConst struct {
 	name  string
@@ -115,7 +131,9 @@ func luaConsts(cs ...luaConst) string {
 // KEYS[2] -> PREFIX:{PORTAL}:block:METHOD (keys.Block)
 // KEYS[3] -> PREFIX:{PORTAL}:op:METHOD (keys.Report)
 // KEYS[4] -> PREFIX:{PORTAL}:unavailable (keys.Unavailable)
-// KEYS[5..] -> optional: object claims (internal/claim) to take or check
+// KEYS[5] -> PREFIX:{PORTAL}:reqs (keys.Requests): a granted request is
+// counted in its slot's second (see requestRing)
+// KEYS[6..] -> optional: object claims (internal/claim) to take or check
 // with the grant, keys with the {PORTAL} tag (keys.Space.Object)
 // --
 // ARGV[1] -> now, µs (0: the Redis server's clock)
@@ -127,7 +145,7 @@ func luaConsts(cs ...luaConst) string {
 // ARGV[7] -> idle TTL of the bucket, ms
 // ARGV[8] -> operating threshold, µs
 // ARGV[9] -> in-flight TTL, µs
-// ARGV[10] -> claim mode: 0 none, CLAIM_MODE_TAKE (KEYS[5] only),
+// ARGV[10] -> claim mode: 0 none, CLAIM_MODE_TAKE (KEYS[6] only),
 // CLAIM_MODE_CHECK (every claim)
 // ARGV[11] -> claim TTL, ms
 // ARGV[12] -> 1: a probe of an unavailable portal (granted regardless); 0:
@@ -157,7 +175,7 @@ func luaConsts(cs ...luaConst) string {
 var grantScript = redis.NewScript(grantLua)
 
 // grantLua is grantScript's source.
-var grantLua = luaPrelude + grantCodes + claim.Lua + `
+var grantLua = luaPrelude + grantCodes + requestConsts + claim.Lua + `
 local cfg = tonumber(ARGV[2])
 local burst = tonumber(ARGV[3])
 local minr = tonumber(ARGV[4])
@@ -227,14 +245,14 @@ if maxd >= 0 and delay > maxd then
 end
 local mode = tonumber(ARGV[10])
 if mode == CLAIM_MODE_TAKE then
-  local st, at = claim_take(KEYS[5], ARGV[15], ARGV[16], now + delay, tonumber(ARGV[11]))
+  local st, at = claim_take(KEYS[6], ARGV[15], ARGV[16], now + delay, tonumber(ARGV[11]))
   if st ~= CLAIM_FRESH then return {CLAIMED, at, tostring(r), st, tracked, 0} end
 elseif mode == CLAIM_MODE_CHECK then
   local bad = {}
-  for i = 5, #KEYS do
-    local j = 15 + 2 * (i - 5)
+  for i = 6, #KEYS do
+    local j = 15 + 2 * (i - 6)
     if claim_check(KEYS[i], ARGV[j], ARGV[j + 1], now + delay, tonumber(ARGV[11])) ~= CLAIM_OURS then
-      bad[#bad + 1] = i - 4
+      bad[#bad + 1] = i - 5
     end
   end
   if #bad > 0 then return {SUPERSEDED, 0, tostring(r), 0, tracked, bad} end
@@ -258,6 +276,12 @@ else
 end
 redis.call('HSET', KEYS[1], 'tat', fmt(tat), 'rate', string.format('%.17g', r), 'n', n)
 redis.call('PEXPIRE', KEYS[1], math.ceil((tat - now) / 1000) + idle)
+local sec = math.floor((now + delay) / 1e6)
+local ring = sec % REQ_RING
+local cnt = tonumber(redis.call('HGET', KEYS[5], ring) or '') or 0
+if math.floor(cnt / REQ_SCALE) ~= sec then cnt = sec * REQ_SCALE end
+redis.call('HSET', KEYS[5], ring, fmt(cnt + 1))
+redis.call('PEXPIRE', KEYS[5], REQ_RING * 1000)
 return {GRANTED, math.ceil(delay), tostring(r), now + math.ceil(delay), tracked, 0}
 `
 
@@ -289,7 +313,7 @@ local cool = tonumber(ARGV[5])
 local idle = tonumber(ARGV[6])
 local chan = ARGV[7]
 
-local st = redis.call('HMGET', KEYS[1], 'tat', 'rate', 'dec')
+local st = redis.call('HMGET', KEYS[1], 'tat', 'rate', 'dec', 'cend')
 local r = tonumber(st[2] or '') or cfg
 if r > cfg then r = cfg end
 if r < minr then r = minr end
@@ -308,7 +332,10 @@ end
 local cend = now + cool
 if last < cend then last = cend end
 tat = last + burst * 1e6 / nr
-redis.call('HSET', KEYS[1], 'tat', fmt(tat), 'rate', string.format('%.17g', nr), 'n', 0, 'dec', fmt(dec))
+local kept = tonumber(st[4] or '') or 0
+if kept < cend then kept = cend end
+redis.call('HSET', KEYS[1], 'tat', fmt(tat), 'rate', string.format('%.17g', nr), 'n', 0, 'dec', fmt(dec),
+  'cend', fmt(kept))
 redis.call('PEXPIRE', KEYS[1], math.ceil((tat - now) / 1000) + idle)
 redis.call('PUBLISH', chan, fmt(cend))
 return {tostring(nr), decreased, math.ceil(cend)}

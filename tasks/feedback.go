@@ -58,15 +58,21 @@ func (p *Portal) observe(info b24.CallInfo) {
 // observeOperating reports the time block of a successful answer. Reports far
 // below the limit carry nothing the limiter would act on, so they cost no
 // Redis round trip, unless the fleet tracks the method's calls in flight
-// (limiter.Limiter.ObserveCall), which needs every answer.
+// (limiter.Limiter.ObserveCall), which needs every answer. Every report is
+// also sampled for people (limiter.Limiter.NoteUsage: one small write per
+// method every few seconds per process, for the /portals/ page).
 func (p *Portal) observeOperating(ctx context.Context, method string, t b24.Time) error {
 	operating := time.Duration(t.Operating * float64(time.Second))
 	p.metrics.operating(p.Name, method, t.Operating)
-	if operating < p.limits.OperatingLimit/2 && !p.limiter.Tracked(p.Name, method) {
-		return nil
+	r := limiter.Report{Operating: operating, ResetAt: t.ResetAt(), Processing: time.Duration(t.Processing * float64(time.Second))}
+	var err error
+	if method != b24.MethodBatch { // billed per command, never to batch
+		err = p.limiter.NoteUsage(ctx, p.Name, method, r)
 	}
-	return p.limiter.ObserveCall(ctx, p.Name, method, limiter.Report{Operating: operating, ResetAt: t.ResetAt(),
-		Processing: time.Duration(t.Processing * float64(time.Second))})
+	if operating < p.limits.OperatingLimit/2 && !p.limiter.Tracked(p.Name, method) {
+		return err
+	}
+	return errors.Join(err, p.limiter.ObserveCall(ctx, p.Name, method, r))
 }
 
 // markUnavailable records that the portal is unusable because of err, and

@@ -25,6 +25,8 @@ const chunk = 1000
 // must be valid (see [importer.File.Validate]); digest identifies its content (e.g.
 // [importer.File.ID]) and portal the portal it goes to.
 //
+// A new import is added to the index of imports ([Store.List]).
+//
 // The import becomes visible only once complete: the meta hash is written
 // last, so a Create that dies half-way leaves state that no reader sees and
 // the next Create overwrites. Concurrent Creates of one ID are serialised by
@@ -53,7 +55,8 @@ func (s *Store) Create(ctx context.Context, id, portal, digest string, f *import
 		s.rdb.Del(context.WithoutCancel(ctx), k.Lock)
 		return false, fmt.Errorf("import %s: write items: %w", id, err)
 	}
-	res, err := finishScript.Run(ctx, s.rdb, k.List(), s.ttlMS(), tok, portal, digest, h.total, time.Now().Unix(), h.queued, h.waiting).Int()
+	now := time.Now()
+	res, err := finishScript.Run(ctx, s.rdb, k.List(), s.ttlMS(), tok, portal, digest, h.total, now.Unix(), h.queued, h.waiting).Int()
 	if err != nil {
 		return false, fmt.Errorf("import %s: write meta: %w", id, err)
 	}
@@ -65,6 +68,7 @@ func (s *Store) Create(ctx context.Context, id, portal, digest string, f *import
 		}
 		return existing, err
 	}
+	s.index(ctx, id, now)
 	return false, nil
 }
 

@@ -342,31 +342,21 @@ func (s *Store) Status(ctx context.Context, id string) (Status, error) {
 	if err != nil {
 		return Status{}, fmt.Errorf("import %s: read status: %w", id, err)
 	}
-	m := meta.Val()
-	if len(m) == 0 || m["digest"] == "" {
+	sum, ok := summaryOf(id, meta.Val())
+	if !ok {
 		return Status{}, fmt.Errorf("import %s: %w", id, ErrNotFound)
 	}
-	num := func(f string) int { n, _ := strconv.Atoi(m[f]); return n }
 	st := Status{
-		ID:     id,
-		Portal: m["portal"],
-		Counts: Counts{
-			Total:   num("total"),
-			Created: num(stateCreated.counter()) - num(counterAdopted),
-			Adopted: num(counterAdopted),
-			Updated: num(counterUpdated),
-			Pending: num(stateQueued.counter()),
-			Waiting: num(stateWaiting.counter()),
-			Failed:  num(stateFailed.counter()),
-		},
-		Created: make(map[string]int64, len(ids.Val())),
-		Failed:  failed.Val(),
+		ID:        id,
+		Portal:    sum.Portal,
+		Done:      sum.Done,
+		Counts:    sum.Counts,
+		Created:   make(map[string]int64, len(ids.Val())),
+		Failed:    failed.Val(),
+		CreatedAt: sum.CreatedAt,
 	}
 	if st.Failed == nil {
 		st.Failed = map[string]string{}
-	}
-	if ts, err := strconv.ParseInt(m["created_at"], 10, 64); err == nil {
-		st.CreatedAt = time.Unix(ts, 0)
 	}
 	for k, v := range ids.Val() {
 		n, err := strconv.ParseInt(v, 10, 64)
@@ -385,7 +375,6 @@ func (s *Store) Status(ctx context.Context, id string) (Status, error) {
 	}
 	slices.Sort(st.Adopted)
 	slices.Sort(st.Updated)
-	st.Done = st.Counts.Pending == 0 && st.Counts.Waiting == 0
 	return st, nil
 }
 

@@ -390,15 +390,15 @@ func TestEveryKeyHasTTL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(keys) != 7 {
-		t.Errorf("keys = %v, want the 7 state keys (no lock left)", keys)
+	if len(keys) != 8 {
+		t.Errorf("keys = %v, want the 7 state keys (no lock left) and the index", keys)
 	}
 	for _, k := range keys {
 		ttl := rdb.PTTL(ctx, k).Val()
 		if ttl <= 0 || ttl > time.Hour {
 			t.Errorf("%s: TTL %v, want (0, 1h]", k, ttl)
 		}
-		if !strings.Contains(k, ":imp:{imp-ttl}:") {
+		if k != s.space.Imports() && !strings.Contains(k, ":imp:{imp-ttl}:") {
 			t.Errorf("%s: not under the import's hash tag", k)
 		}
 	}

@@ -158,6 +158,7 @@ func New(imports *tasks.Imports, client *asynq.Client, logger *slog.Logger, opts
 	mux.HandleFunc("GET /v1/imports/{id}", s.importStatus)
 	mux.HandleFunc("GET /v1/tasks/{id}", s.taskStatus)
 	mux.Handle("/v1/tasks/{id}", methodNotAllowed(http.MethodGet, http.MethodHead))
+	s.routeRetry(mux) // POST /v1/imports/{id}/retry
 	// The same paths without a method catch the other methods, so that a
 	// 405 is JSON like every other answer.
 	mux.Handle("/v1/departments", methodNotAllowed(http.MethodPost))

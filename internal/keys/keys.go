@@ -16,8 +16,11 @@
 //	PREFIX:{PORTAL}:claim:TASK_ID     tasks: which batch holds an import item
 //	PREFIX:{PORTAL}:obj:KIND:HASH     tasks: who is creating an object (internal/claim)
 //	PREFIX:{PORTAL}:unavailable       limiter: why the portal is unavailable, since when, next probe
+//	PREFIX:{PORTAL}:reqs              limiter: requests granted per second, recent minutes (a ring)
+//	PREFIX:{PORTAL}:usage             limiter: every method's last operating report, sampled
 //	PREFIX:{PORTAL}:oauth             worker: the portal's OAuth token pair (the only key with secrets)
 //	PREFIX:imp:{ID}:meta|spec|...     import state, see Import
+//	PREFIX:imports                    sorted set of import IDs by creation time (ms), newest last
 //
 // # The hash-tag rule
 //
@@ -74,6 +77,16 @@ func (s Space) Report(portal, method string) string { return s.portal(portal, "o
 // deleted or moved portal, ...), since when, and when to probe it next.
 func (s Space) Unavailable(portal string) string { return s.portal(portal, "unavailable") }
 
+// Requests counts the requests granted on a portal per second of their
+// slot, over the last minutes: a hash used as a ring (see limiter's grant
+// script), so that its size is bounded whatever the load.
+func (s Space) Requests(portal string) string { return s.portal(portal, "reqs") }
+
+// Usage holds, per method, the last operating report a worker sampled
+// (time.operating and operating_reset_at), also for methods far from their
+// budget, for which no Report hash exists.
+func (s Space) Usage(portal string) string { return s.portal(portal, "usage") }
+
 // Throttled is the pub/sub channel of a portal's 503 cooldowns.
 func (s Space) Throttled(portal string) string { return s.portal(portal, "throttled") }
 
@@ -117,6 +130,11 @@ func (s Space) OAuth(portal string) string { return s.portal(portal, "oauth") }
 
 // PortalPattern matches every key of a portal (for tools and test cleanup).
 func (s Space) PortalPattern(portal string) string { return s.Prefix() + ":" + Tag(portal) + ":*" }
+
+// Imports is the index of every import: a sorted set of import IDs scored
+// by creation time in ms. It has no hash tag and is written with its own
+// command, never from a script (a script touches one import's slot only).
+func (s Space) Imports() string { return s.Prefix() + ":imports" }
 
 // Import lists the keys of one import's state, in the order the import
 // store's scripts take them as KEYS.

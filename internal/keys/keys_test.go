@@ -28,6 +28,9 @@ func TestLayout(t *testing.T) {
 		{s.OAuth("acme"), "pfx:{acme}:oauth"},
 		{s.Unavailable("acme"), "pfx:{acme}:unavailable"},
 		{s.PortalPattern("acme"), "pfx:{acme}:*"},
+		{s.Requests("acme"), "pfx:{acme}:reqs"},
+		{s.Usage("acme"), "pfx:{acme}:usage"},
+		{s.Imports(), "pfx:imports"},
 		{Space{}.Bucket("acme"), "b24q:{acme}:bucket"},
 	}
 	for _, tt := range tests {

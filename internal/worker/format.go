@@ -10,6 +10,7 @@ import (
 	"github.com/hibiken/asynqmon"
 
 	"github.com/b24queue/b24queue/b24"
+	"github.com/b24queue/b24queue/importer"
 	"github.com/b24queue/b24queue/internal/config"
 	"github.com/b24queue/b24queue/tasks"
 )
@@ -81,11 +82,17 @@ func formatRedacted(data []byte) string {
 
 // PayloadFormatter is the dashboard's payload formatter: a batch:create
 // task in one line (summarizeBatch), any other payload by formatRedacted.
+// A task of an import (or a batch holding import items) also names the
+// import's page on the side port, so that the dashboard links back to it.
 var PayloadFormatter = asynqmon.PayloadFormatterFunc(func(taskType string, payload []byte) string {
+	out := formatRedacted(payload)
 	if taskType == tasks.TypeBatchCreate {
-		return summarizeBatch(payload)
+		out = summarizeBatch(payload)
 	}
-	return formatRedacted(payload)
+	for _, id := range importsOf(payload) {
+		out += "\n\nimport page: /imports/" + id
+	}
+	return out
 })
 
 // batchKeysShown is how many item keys a batch summary names.
@@ -155,6 +162,33 @@ func summarizeBatch(payload []byte) string {
 		b.WriteString("; sent as plain calls (B24_BATCH=0)")
 	}
 	return redactString(b.String())
+}
+
+// importsOf returns the import IDs a task payload names (its own, or its
+// batch items'), at most 3, valid IDs only.
+func importsOf(payload []byte) []string {
+	var p struct {
+		ImportID string `json:"import_id"`
+		Items    []struct {
+			Payload struct {
+				ImportID string `json:"import_id"`
+			} `json:"payload"`
+		} `json:"items"`
+	}
+	if json.Unmarshal(payload, &p) != nil {
+		return nil
+	}
+	ids := []string{p.ImportID}
+	for _, it := range p.Items {
+		ids = append(ids, it.Payload.ImportID)
+	}
+	var out []string
+	for _, id := range ids {
+		if id != "" && importer.ValidateID(id) == nil && !slices.Contains(out, id) && len(out) < 3 {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // ResultFormatter is the dashboard's result formatter: see formatRedacted.

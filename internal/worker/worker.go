@@ -37,7 +37,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/b24queue/b24queue/b24"
-	"github.com/b24queue/b24queue/internal/api"
 	"github.com/b24queue/b24queue/internal/config"
 	"github.com/b24queue/b24queue/internal/keys"
 	"github.com/b24queue/b24queue/limiter"
@@ -315,9 +314,7 @@ func (w *Worker) build(connOpt asynq.RedisConnOpt, o options) error {
 		ReadOnly: w.cfg.MonitorUser == "",
 	})
 	w.routes()
-	// The API refuses portals no live worker serves (this one's count at once).
-	w.Mount("/v1/", api.New(imports, producer, w.logger,
-		api.WithInspector(inspector), api.WithKnownPortals(tasks.ServedPortals(inspector, names...))))
+	w.mountHTTP(imports, producer, inspector, names)
 	return nil
 }
 
