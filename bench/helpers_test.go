@@ -24,6 +24,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -108,6 +109,7 @@ type sim struct {
 	mu     sync.Mutex
 	lastOK time.Time // when the last successful department.add or batch answered
 	adds   []answer  // every department.add answer, in order
+	reads  int       // requests that read the structure and create nothing
 }
 
 // answer is one department.add answer of the portal.
@@ -131,8 +133,15 @@ func startSim(b *testing.B, cfg b24test.Config) *sim {
 }
 
 func (s *sim) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(body))
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 	s.Portal.ServeHTTP(rec, r)
+	if isStructureRead(r.URL.Path + "?" + string(body)) {
+		s.mu.Lock()
+		s.reads++
+		s.mu.Unlock()
+	}
 	add := strings.Contains(r.URL.Path, "department.add")
 	if !add && !strings.Contains(r.URL.Path, "batch") {
 		return
@@ -146,6 +155,21 @@ func (s *sim) serve(w http.ResponseWriter, r *http.Request) {
 	if add {
 		s.adds = append(s.adds, answer{at: now, status: rec.status})
 	}
+}
+
+// isStructureRead reports whether a request (its path and body) reads the
+// portal's structure (department.get, crm.automatedsolution.list, alone or
+// as batch commands) and creates or changes nothing.
+func isStructureRead(req string) bool {
+	reads := strings.Contains(req, "department.get") || strings.Contains(req, "crm.automatedsolution.list")
+	return reads && !strings.Contains(req, ".add") && !strings.Contains(req, ".update")
+}
+
+// structureReads returns how many requests read the structure so far.
+func (s *sim) structureReads() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reads
 }
 
 // last returns when the last successful department.add or batch was

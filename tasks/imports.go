@@ -180,7 +180,7 @@ func (im *Imports) SubmitWith(ctx context.Context, portal, importID string, f *i
 		}
 	}
 	if existing {
-		err = im.resume(ctx, portal, importID, reconciled, &res)
+		_, err = im.resume(ctx, portal, importID, reconciled, &res)
 	}
 	if err != nil {
 		return res, err
@@ -209,21 +209,21 @@ func (im *Imports) SubmitWith(ctx context.Context, portal, importID string, f *i
 // resume puts back on the queue what an import submitted again needs:
 // its failed items (looked up first) and, once it is reconciled, every item
 // whose task should exist (before that, its reconcile task releases them).
-func (im *Imports) resume(ctx context.Context, portal, importID string, reconciled bool, res *SubmitResult) error {
+func (im *Imports) resume(ctx context.Context, portal, importID string, reconciled bool, res *SubmitResult) ([]string, error) {
 	retried, err := im.retryFailed(ctx, portal, importID)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	res.Retried = len(retried)
 	if !reconciled {
-		return nil
+		return retried, nil
 	}
 	items, err := im.store.Releasable(ctx, importID)
 	if err != nil {
-		return err
+		return retried, err
 	}
 	res.Enqueued, err = im.enqueue(ctx, portal, importID, items, retried...)
-	return err
+	return retried, err
 }
 
 // enqueueReconcile queues the import's reconcile task. The first one of an
@@ -240,7 +240,17 @@ func (im *Imports) enqueueReconcile(ctx context.Context, portal, importID string
 	if first {
 		taskOpts = append(taskOpts, asynq.TaskID(reconcileTaskID(importID, createdAt)))
 	}
-	_, err = im.client.EnqueueContext(ctx, asynq.NewTask(TypeImportReconcile, data, Options(portal, taskOpts...)...))
+	task := asynq.NewTask(TypeImportReconcile, data, Options(portal, taskOpts...)...)
+	_, err = im.client.EnqueueContext(ctx, task)
+	if first && errors.Is(err, asynq.ErrTaskIDConflict) {
+		// The first reconcile task is still there: waiting or running (it
+		// will do the work), or archived because it failed for good, which
+		// is what a retry is for.
+		var deleted bool
+		if deleted, err = im.deleteArchived(QueueName(portal), reconcileTaskID(importID, createdAt)); deleted {
+			_, err = im.client.EnqueueContext(ctx, task)
+		}
+	}
 	switch {
 	case errors.Is(err, asynq.ErrTaskIDConflict):
 		return 0, nil
@@ -248,6 +258,25 @@ func (im *Imports) enqueueReconcile(ctx context.Context, portal, importID string
 		return 0, fmt.Errorf("import %s: enqueue the reconcile task: %w", importID, err)
 	}
 	return 1, nil
+}
+
+// deleteArchived deletes the task id of queue if it is archived, so that
+// its ID can be used again; it reports whether the ID is free now (also
+// when the task left meanwhile).
+func (im *Imports) deleteArchived(queue, id string) (bool, error) {
+	info, err := im.inspector.GetTaskInfo(queue, id)
+	switch {
+	case errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound):
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("look at task %s: %w", id, err)
+	case info.State != asynq.TaskStateArchived:
+		return false, asynq.ErrTaskIDConflict
+	}
+	if err := im.inspector.DeleteTask(queue, id); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+		return false, fmt.Errorf("remove archived task %s: %w", id, err)
+	}
+	return true, nil
 }
 
 // retryFailed deletes the archived tasks of the failed items, so that their

@@ -20,7 +20,8 @@ type RetryResult struct {
 // Retry gives the import's failed items another chance, exactly as
 // submitting the same file again does (see Submit), without the file: the
 // archived tasks of the failed items are deleted, the items and their
-// failed subtrees are reset, and every item that can run now is enqueued.
+// failed subtrees are reset, and every item that can run now is enqueued
+// (an import whose reconcile step failed is reconciled first).
 // The retried items are looked up before they are created (their failure
 // may have come after the portal did the work), so nothing is created
 // twice. An import without failures enqueues only what a crash may have
@@ -32,19 +33,31 @@ func (im *Imports) Retry(ctx context.Context, importID string) (RetryResult, err
 	if err != nil {
 		return res, err
 	}
-	retried, err := im.retryFailed(ctx, portal, importID)
+	reconciled, err := im.store.Reconciled(ctx, importID)
 	if err != nil {
 		return res, err
 	}
+	var sr SubmitResult
+	retried, err := im.resume(ctx, portal, importID, reconciled, &sr)
 	res.Retried = append(res.Retried, retried...)
-	items, err := im.store.Releasable(ctx, importID)
+	res.Enqueued = sr.Enqueued
 	if err != nil {
 		return res, err
 	}
-	res.Enqueued, err = im.enqueue(ctx, portal, importID, items, retried...)
-	if err == nil {
-		im.logger.InfoContext(ctx, "import retried", "import_id", importID, "portal", portal,
-			"retried", len(res.Retried), "enqueued", res.Enqueued)
+	if !reconciled {
+		// Not reconciled yet (its reconcile step failed): reconcile first,
+		// as Submit does; the reconcile step releases the items.
+		st, err := im.store.Status(ctx, importID)
+		if err != nil {
+			return res, err
+		}
+		n, err := im.enqueueReconcile(ctx, portal, importID, st.CreatedAt, true, SubmitOptions{})
+		if err != nil {
+			return res, err
+		}
+		res.Enqueued += n
 	}
-	return res, err
+	im.logger.InfoContext(ctx, "import retried", "import_id", importID, "portal", portal,
+		"retried", sr.Retried, "enqueued", res.Enqueued)
+	return res, nil
 }

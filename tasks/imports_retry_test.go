@@ -2,10 +2,14 @@ package tasks
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/hibiken/asynq"
 
 	"github.com/b24queue/b24queue/importer/store"
 )
@@ -20,6 +24,7 @@ func TestRetryRetriesFailedItems(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	markReconciled(t, b, res.ID)
 	if err := b.imports.Failed(ctx, res.ID, "d0", "permanent failure: ACCESS_DENIED"); err != nil {
 		t.Fatal(err)
 	}
@@ -28,8 +33,8 @@ func TestRetryRetriesFailedItems(t *testing.T) {
 		t.Fatal(err)
 	}
 	slices.Sort(got.Retried)
-	if got.ID != res.ID || len(got.Retried) != 6 || got.Retried[0] != "d0" || got.Enqueued != 1 {
-		t.Fatalf("Retry = %+v, want 6 retried (d0 and its subtree), 1 enqueued", got)
+	if got.ID != res.ID || len(got.Retried) != 6 || got.Retried[0] != "d0" || got.Enqueued != 2 {
+		t.Fatalf("Retry = %+v, want 6 retried (d0 and its subtree), 2 enqueued (d0 and the workplace, never released)", got)
 	}
 	// Nothing failed any more: a second Retry retries nothing.
 	again, err := b.imports.Retry(ctx, res.ID)
@@ -60,11 +65,8 @@ func TestRetryLooksUpFirst(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	markReconciled(t, b, res.ID)
 	if err := bs.imports.Failed(ctx, res.ID, "d0", "batch failed: lost answer"); err != nil {
-		t.Fatal(err)
-	}
-	// The failed root's task left the queue (as it does when it fails).
-	if err := b.inspector.DeleteTask(b.queue, ImportTaskID(res.ID, "d0")); err != nil {
 		t.Fatal(err)
 	}
 	got, err := bs.bimports.Retry(ctx, res.ID)
@@ -77,5 +79,73 @@ func TestRetryLooksUpFirst(t *testing.T) {
 	}
 	if want := verifyGroup(b.portal, methodDepartmentAdd); info.Group != want {
 		t.Errorf("retried root in group %q, want the verify group %q", info.Group, want)
+	}
+}
+
+// An import whose reconcile step failed for good fails all its items with
+// the reason; Retry and a second Submit reconcile it again and it
+// completes, although the failed reconcile task is still archived (its ID
+// taken).
+func TestRetryAfterTheReconcileStepFailed(t *testing.T) {
+	t.Parallel()
+	for _, via := range []string{"retry", "submit"} {
+		t.Run(via, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			ctx := context.Background()
+			f := treeFile([]int{1, 2}, 1)
+			res, err := b.imports.Submit(ctx, b.portal, "reconcile-fails-"+via, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// What asynq and mapErrors do when the reconcile task fails for
+			// good: archive it, fail the import's items.
+			st, err := b.imports.Status(ctx, res.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := b.inspector.ArchiveTask(b.queue, reconcileTaskID(res.ID, st.CreatedAt)); err != nil {
+				t.Fatal(err)
+			}
+			payload, _ := json.Marshal(ReconcilePayload{Portal: b.portal, ImportID: res.ID})
+			cause := errors.New("read the portal's structure: b24: department.get: INTERNAL_SERVER_ERROR")
+			if err := b.handler.failReconcile(ctx, asynq.NewTask(TypeImportReconcile, payload), cause); err != cause {
+				t.Fatalf("failReconcile = %v, want the cause", err)
+			}
+			st, err = b.imports.Status(ctx, res.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Counts.Failed != st.Counts.Total || !contains(fmt.Sprint(st.Failed), "reconcile failed: read the portal") {
+				t.Fatalf("after the reconcile step failed: counts %+v, failed %v; want every item failed with the reason", st.Counts, st.Failed)
+			}
+			switch via {
+			case "retry":
+				got, err := b.imports.Retry(ctx, res.ID)
+				if err != nil || len(got.Retried) != 4 || got.Enqueued != 1 {
+					t.Fatalf("Retry = %+v, %v; want 4 retried, the reconcile task enqueued", got, err)
+				}
+			default:
+				if _, err := b.imports.Submit(ctx, b.portal, res.ID, f); err != nil {
+					t.Fatal(err)
+				}
+			}
+			b.start(t, nil)
+			st = b.waitDone(t, res.ID, 20*time.Second)
+			if st.Counts != (store.Counts{Total: 4, Created: 4}) {
+				t.Fatalf("after %s: counts %+v, failed %v", via, st.Counts, st.Failed)
+			}
+			checkSimulator(t, b, f, st)
+		})
+	}
+}
+
+// markReconciled stands in for the import's reconcile task (no worker
+// runs): the portal held nothing, the root items may be created. The
+// reconcile task stays queued.
+func markReconciled(t *testing.T, b *bundle, importID string) {
+	t.Helper()
+	if err := b.imports.store.SetReconciled(context.Background(), importID); err != nil {
+		t.Fatal(err)
 	}
 }

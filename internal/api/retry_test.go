@@ -11,6 +11,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/b24queue/b24queue/importer/store"
 	"github.com/b24queue/b24queue/internal/api"
 	"github.com/b24queue/b24queue/tasks"
 )
@@ -22,13 +23,15 @@ func TestRetryImport(t *testing.T) {
 	if w := f.do("POST", "/v1/imports?id=retry-1&portal="+f.portal, "application/json", body); w.Code != http.StatusAccepted {
 		t.Fatalf("POST /v1/imports: %d %s", w.Code, w.Body)
 	}
-	// The root's task failed for good; its pending task stands in for the
-	// archived one.
-	imports := tasks.NewImports(f.rdb, asynq.NewClientFromRedisClient(f.rdb), f.prefix, nil)
-	if err := imports.Failed(context.Background(), "retry-1", "sales", "permanent failure: b24: department.add: ACCESS_DENIED"); err != nil {
+	// The import was reconciled (no worker runs here: its reconcile task
+	// stands in for a finished one and stays queued), then the root's task
+	// failed for good and left the queue.
+	ctx := context.Background()
+	if err := store.New(f.rdb, f.prefix).SetReconciled(ctx, "retry-1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.insp.DeleteTask(f.queue, tasks.ImportTaskID("retry-1", "sales")); err != nil {
+	imports := tasks.NewImports(f.rdb, asynq.NewClientFromRedisClient(f.rdb), f.prefix, nil)
+	if err := imports.Failed(ctx, "retry-1", "sales", "permanent failure: b24: department.add: ACCESS_DENIED"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -44,8 +47,8 @@ func TestRetryImport(t *testing.T) {
 	if got.ID != "retry-1" || got.Retried != 2 || !slices.Equal(got.RetriedKeys, []string{"eu", "sales"}) || got.Enqueued != 1 {
 		t.Errorf("retry answer %+v, want sales and eu retried, 1 enqueued", got)
 	}
-	if n := f.queued(); n != 1 {
-		t.Errorf("%d tasks in the queue, want the root again", n)
+	if n := f.queued(); n != 2 {
+		t.Errorf("%d tasks in the queue, want the root again beside the reconcile task", n)
 	}
 	st := f.do("GET", "/v1/imports/retry-1", "", nil).Body.String()
 	if want := `"failed":{}`; !strings.Contains(st, want) {

@@ -109,7 +109,7 @@ func Run(ctx context.Context, o Options, stdout io.Writer) error {
 		logs = io.Discard
 	}
 	logger := worker.NewLogger(logs, slog.LevelInfo)
-	workers, dashboard, err := startWorkers(ctx, o, redisURL, sim.WebhookURL(), logger)
+	workers, sidePort, err := startWorkers(ctx, o, redisURL, sim.WebhookURL(), logger)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil // Ctrl-C while starting
@@ -117,7 +117,7 @@ func Run(ctx context.Context, o Options, stdout io.Writer) error {
 		return err
 	}
 	defer workers.stop(cancel)
-	fmt.Fprintf(stdout, "%d workers share one request budget; dashboard: %s\n\n", o.Workers, dashboard)
+	fmt.Fprintf(stdout, "%d workers share one request budget; dashboard: %s/monitoring/  imports: %s/imports/\n\n", o.Workers, sidePort, sidePort)
 	// The import refuses a portal no live worker serves while others are
 	// served (a shared Redis): wait until the workers have announced theirs.
 	waitServed(ctx, redisURL, demoPortal)
@@ -146,7 +146,7 @@ func Run(ctx context.Context, o Options, stdout io.Writer) error {
 		return fmt.Errorf("import finished with exit code %d", code)
 	}
 	if o.Stay {
-		fmt.Fprintf(stdout, "dashboard: %s  (Ctrl-C to stop)\n", dashboard)
+		fmt.Fprintf(stdout, "dashboard: %s/monitoring/  imports: %s/imports/  portals: %s/portals/  (Ctrl-C to stop)\n", sidePort, sidePort, sidePort)
 		<-ctx.Done()
 	}
 	return nil
@@ -211,7 +211,7 @@ func (r *runningWorkers) stop(cancel context.CancelFunc) {
 func startWorkers(ctx context.Context, o Options, redisURL, webhook string, logger *slog.Logger) (*runningWorkers, string, error) {
 	limits := config.Limits{Rate: o.Rate, Burst: o.Burst, OperatingLimit: 480 * time.Second, OperatingWindow: 10 * time.Minute}
 	r := &runningWorkers{errs: make(chan error, o.Workers)}
-	dashboard := ""
+	sidePort := "" // the first worker's: dashboard, pages, API
 	for i := range o.Workers {
 		cfg := config.Worker{
 			Redis:           config.Redis{URL: redisURL},
@@ -242,10 +242,10 @@ func startWorkers(ctx context.Context, o Options, redisURL, webhook string, logg
 			if err != nil {
 				return nil, "", err
 			}
-			dashboard = "http://" + addr + "/monitoring/"
+			sidePort = "http://" + addr
 		}
 	}
-	return r, dashboard, nil
+	return r, sidePort, nil
 }
 
 // servedWait bounds waitServed.

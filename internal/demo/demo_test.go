@@ -29,7 +29,7 @@ func TestDemoImportsTheExampleOnEmbeddedRedis(t *testing.T) {
 		t.Fatalf("demo failed: %v\n%s", err, out.String())
 	}
 	text := out.String()
-	for _, want := range []string{"embedded in-process Redis", "/monitoring/", "43/43 created, 0 failed"} {
+	for _, want := range []string{"embedded in-process Redis", "/monitoring/", "/imports/", "43/43 created, 0 failed"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("output lacks %q:\n%s", want, text)
 		}

@@ -83,14 +83,15 @@ func formatRedacted(data []byte) string {
 // PayloadFormatter is the dashboard's payload formatter: a batch:create
 // task in one line (summarizeBatch), any other payload by formatRedacted.
 // A task of an import (or a batch holding import items) also names the
-// import's page on the side port, so that the dashboard links back to it.
+// import's page on the side port, so that the dashboard links back to it
+// (on the batch summary's one line, after a blank line otherwise).
 var PayloadFormatter = asynqmon.PayloadFormatterFunc(func(taskType string, payload []byte) string {
-	out := formatRedacted(payload)
+	out, sep := formatRedacted(payload), "\n\n"
 	if taskType == tasks.TypeBatchCreate {
-		out = summarizeBatch(payload)
+		out, sep = summarizeBatch(payload), "; "
 	}
 	for _, id := range importsOf(payload) {
-		out += "\n\nimport page: /imports/" + id
+		out += sep + "import page: /imports/" + id
 	}
 	return out
 })

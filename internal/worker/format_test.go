@@ -27,7 +27,7 @@ func TestBatchPayloadIsOneLine(t *testing.T) {
 	}
 	batch := tasks.NewBatchAggregator().Aggregate(tasks.BatchGroup("acme", "department.add"), items)
 	got := PayloadFormatter.FormatPayload(tasks.TypeBatchCreate, batch.Payload())
-	want := "12 departments (department.add) for portal acme, import imp-3f2a: k0, k1, k2, k3, k4, k5, k6, k7, … (+4 more)"
+	want := "12 departments (department.add) for portal acme, import imp-3f2a: k0, k1, k2, k3, k4, k5, k6, k7, … (+4 more); import page: /imports/imp-3f2a"
 	if got != want {
 		t.Errorf("summary\n %q\nwant\n %q", got, want)
 	}
