@@ -263,7 +263,7 @@ func SubmitLine(r tasks.SubmitResult) string {
 func snapshot(st store.Status) progress.Snapshot {
 	c := st.Counts
 	return progress.Snapshot{ID: st.ID, Done: st.Done, Counts: progress.Counts{
-		Total: c.Total, Created: c.Created + c.Adopted, Adopted: c.Adopted, Pending: c.Pending, Waiting: c.Waiting, Failed: c.Failed,
+		Total: c.Total, Created: c.Created + c.Adopted, Adopted: c.Adopted, Updated: c.Updated, Pending: c.Pending, Waiting: c.Waiting, Failed: c.Failed,
 	}}
 }
 

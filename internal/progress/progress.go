@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -28,6 +29,9 @@ type Counts struct {
 	// Adopted (the portal held them already).
 	Created int `json:"created"`
 	Adopted int `json:"adopted"`
+	// Updated items (adopted ones among them) had fields changed to the
+	// file's (enqueue import --update).
+	Updated int `json:"updated"`
 	// Pending items are in the queue (released), not yet created or failed.
 	Pending int `json:"pending"`
 	// Waiting items wait for their parent's ID before they are released.
@@ -51,14 +55,27 @@ type Snapshot struct {
 //
 //	import imp-0123456789abcdef: 120/505 created, 3 failed, 380 pending, 2 waiting
 //	import imp-0123456789abcdef: 320/505 created (200 adopted), 3 failed, 180 pending, 2 waiting
+//	import imp-0123456789abcdef: 505/505 created (200 adopted, 12 updated), 0 failed, 0 pending, 0 waiting
 func (s Snapshot) Line() string {
 	c := s.Counts
-	adopted := ""
-	if c.Adopted > 0 {
-		adopted = fmt.Sprintf(" (%d adopted)", c.Adopted)
-	}
 	return fmt.Sprintf("import %s: %d/%d created%s, %d failed, %d pending, %d waiting",
-		s.ID, c.Created, c.Total, adopted, c.Failed, c.Pending, c.Waiting)
+		s.ID, c.Created, c.Total, c.found(), c.Failed, c.Pending, c.Waiting)
+}
+
+// found says what of the created count the portal held already: " (200
+// adopted, 12 updated)", or nothing.
+func (c Counts) found() string {
+	var parts []string
+	if c.Adopted > 0 {
+		parts = append(parts, fmt.Sprintf("%d adopted", c.Adopted))
+	}
+	if c.Updated > 0 {
+		parts = append(parts, fmt.Sprintf("%d updated", c.Updated))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
 }
 
 // Source returns the current state of the import being followed. It is
@@ -191,7 +208,8 @@ type Bar struct {
 func NewBar(w io.Writer) *Bar { return &Bar{w: w} }
 
 func (b *Bar) describe(s Snapshot) string {
-	return fmt.Sprintf("%s: %d adopted, %d failed, %d pending, %d waiting", s.ID, s.Counts.Adopted, s.Counts.Failed, s.Counts.Pending, s.Counts.Waiting)
+	c := s.Counts
+	return fmt.Sprintf("%s: %d adopted, %d updated, %d failed, %d pending, %d waiting", s.ID, c.Adopted, c.Updated, c.Failed, c.Pending, c.Waiting)
 }
 
 // Update moves the bar; the first call creates it with the import's total.

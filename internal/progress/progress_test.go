@@ -46,10 +46,18 @@ func snap(created, failed, pending, waiting int, done bool) Snapshot {
 
 func TestLine(t *testing.T) {
 	t.Parallel()
-	got := Snapshot{ID: "imp-ab", Counts: Counts{Total: 505, Created: 120, Failed: 3, Pending: 380, Waiting: 2}}.Line()
-	want := "import imp-ab: 120/505 created, 3 failed, 380 pending, 2 waiting"
-	if got != want {
-		t.Errorf("Line() = %q, want %q", got, want)
+	for _, tt := range []struct {
+		counts Counts
+		want   string
+	}{
+		{Counts{Total: 505, Created: 120, Failed: 3, Pending: 380, Waiting: 2}, "import imp-ab: 120/505 created, 3 failed, 380 pending, 2 waiting"},
+		{Counts{Total: 505, Created: 320, Adopted: 200, Failed: 3, Pending: 180, Waiting: 2}, "import imp-ab: 320/505 created (200 adopted), 3 failed, 180 pending, 2 waiting"},
+		{Counts{Total: 505, Created: 505, Adopted: 200, Updated: 12}, "import imp-ab: 505/505 created (200 adopted, 12 updated), 0 failed, 0 pending, 0 waiting"},
+		{Counts{Total: 5, Created: 5, Updated: 1}, "import imp-ab: 5/5 created (1 updated), 0 failed, 0 pending, 0 waiting"},
+	} {
+		if got := (Snapshot{ID: "imp-ab", Counts: tt.counts}).Line(); got != tt.want {
+			t.Errorf("Line() of %+v = %q, want %q", tt.counts, got, tt.want)
+		}
 	}
 }
 
