@@ -658,7 +658,7 @@ type importStatus struct {
 	Portal string `json:"portal"`
 	Done   bool   `json:"done"`
 	Counts struct {
-		Total, Created, Pending, Waiting, Failed int
+		Total, Created, Adopted, Updated, Pending, Waiting, Failed int
 	} `json:"counts"`
 	Created map[string]int64  `json:"created"`
 	Failed  map[string]string `json:"failed"`
