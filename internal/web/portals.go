@@ -59,7 +59,11 @@ func (s *server) portalsPage(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	now := s.cfg.Now()
 	d := PortalsData{Now: now, Portals: []PortalView{}, NoLimiter: s.cfg.Limiter == nil}
-	for _, name := range s.cfg.Portals {
+	var names []string
+	if s.cfg.Portals != nil {
+		names = s.cfg.Portals()
+	}
+	for _, name := range names {
 		d.Portals = append(d.Portals, s.portalView(ctx, name))
 	}
 	// The chart moves every second: fetch the page at every poll.

@@ -50,8 +50,10 @@ type Config struct {
 	// Limiter is the shared limiter the workers use; nil leaves out the
 	// portals' state (and /portals/ says so).
 	Limiter *limiter.Limiter
-	// Portals are the portals this worker serves, in the order to show.
-	Portals []string
+	// Portals returns the portals to show on /portals/, in order: the
+	// ones this worker serves (in a fleet of thousands of portals, those it
+	// holds now, never the whole registry). Nil shows none.
+	Portals func() []string
 	// Methods are shown on /portals/ even before any answer (default: the
 	// two create methods); methods with a recorded report show anyway.
 	Methods []string

@@ -41,7 +41,7 @@ func setup(t *testing.T, edit func(*Config)) *fixture {
 	f.imports = tasks.NewImports(rdb, client, prefix, nil)
 	f.lim = limiter.New(rdb, limiter.Config{Rate: 2, Burst: 50}, limiter.WithPrefix(prefix))
 	t.Cleanup(func() { _ = f.lim.Close() })
-	cfg := Config{Imports: f.imports, Limiter: f.lim, Portals: []string{f.portal}}
+	cfg := Config{Imports: f.imports, Limiter: f.lim, Portals: func() []string { return []string{f.portal} }}
 	if edit != nil {
 		edit(&cfg)
 	}

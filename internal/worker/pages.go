@@ -24,7 +24,7 @@ func (w *Worker) mountHTTP(imports *tasks.Imports, producer *asynq.Client, inspe
 	pages := web.New(web.Config{
 		Imports:         imports,
 		Limiter:         w.limiter,
-		Portals:         portals,
+		Portals:         func() []string { return portals },
 		ItemsPerRequest: perRequest,
 		MonitorPath:     "/monitoring",
 		APIPath:         "/v1",
