@@ -429,6 +429,10 @@ func WritePlan(w io.Writer, plan tasks.Plan) {
 		fmt.Fprintln(w, it)
 	}
 	t := plan.Totals
-	fmt.Fprintf(w, "portal %s: %d to create, %d exist, %d differ, %d in conflict (read in %d requests)\n", plan.Portal,
-		t[importer.ActionCreate], t[importer.ActionExists], t[importer.ActionDiffers], t[importer.ActionConflict], plan.Requests)
+	requests := "requests"
+	if plan.Requests == 1 {
+		requests = "request"
+	}
+	fmt.Fprintf(w, "portal %s: %d to create, %d exist, %d differ, %d in conflict (read in %d %s)\n", plan.Portal,
+		t[importer.ActionCreate], t[importer.ActionExists], t[importer.ActionDiffers], t[importer.ActionConflict], plan.Requests, requests)
 }

@@ -37,7 +37,7 @@ workplaces:
 		`create    eu "Sales EU"`,
 		`conflict  ops "Ops": 2 departments under 1 hold this name`,
 		`create    hr "HR"`,
-		"2 to create, 0 exist, 1 differ, 1 in conflict",
+		"2 to create, 0 exist, 1 differ, 1 in conflict (read in 1 request)\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("plan lacks %q:\n%s", want, out)
