@@ -101,17 +101,39 @@ Examples:
 
 ` + envHelp
 
+// importFlags are the flags of enqueue import.
+type importFlags struct {
+	id, onConflict, portal             string
+	dryRun, wait, plan, asJSON, update bool
+}
+
+// check returns what is wrong with the flags together, or "".
+func (fl importFlags) check() string {
+	switch {
+	case fl.id != "" && importer.ValidateID(fl.id) != nil:
+		return fmt.Sprintf("--id %q: must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit", fl.id)
+	case fl.dryRun && fl.wait:
+		return "--dry-run and --wait exclude each other"
+	case fl.plan && (fl.dryRun || fl.wait || fl.update):
+		return "--plan goes alone: it creates nothing (drop --dry-run, --wait and --update)"
+	case fl.asJSON && !fl.plan:
+		return "--json goes with --plan (for an import's status: enqueue status ID --json)"
+	}
+	return ""
+}
+
 func (e *env) importFile(ctx context.Context, args []string) int {
 	const cmd = "import"
 	fs := newFlags(cmd)
-	id := fs.String("id", "", "")
-	dryRun := fs.Bool("dry-run", false, "")
-	wait := fs.Bool("wait", false, "")
-	plan := fs.Bool("plan", false, "")
-	asJSON := fs.Bool("json", false, "")
-	update := fs.Bool("update", false, "")
-	onConflict := fs.String("on-conflict", "", "")
-	portalFlag := fs.String("portal", "", "")
+	var fl importFlags
+	fs.StringVar(&fl.id, "id", "", "")
+	fs.BoolVar(&fl.dryRun, "dry-run", false, "")
+	fs.BoolVar(&fl.wait, "wait", false, "")
+	fs.BoolVar(&fl.plan, "plan", false, "")
+	fs.BoolVar(&fl.asJSON, "json", false, "")
+	fs.BoolVar(&fl.update, "update", false, "")
+	fs.StringVar(&fl.onConflict, "on-conflict", "", "")
+	fs.StringVar(&fl.portal, "portal", "", "")
 	pos, code, ok := e.parse(fs, cmd, importHelp, args)
 	if !ok {
 		return code
@@ -121,33 +143,33 @@ func (e *env) importFile(ctx context.Context, args []string) int {
 		return e.usageErr(cmd, "missing FILE")
 	case len(pos) > 1:
 		return e.usageErr(cmd, "unexpected argument %q after FILE", pos[1])
-	case *id != "" && importer.ValidateID(*id) != nil:
-		return e.usageErr(cmd, "--id %q: must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit", *id)
-	case *dryRun && *wait:
-		return e.usageErr(cmd, "--dry-run and --wait exclude each other")
-	case *plan && (*dryRun || *wait || *update):
-		return e.usageErr(cmd, "--plan goes alone: it creates nothing (drop --dry-run, --wait and --update)")
-	case *asJSON && !*plan:
-		return e.usageErr(cmd, "--json goes with --plan (for an import's status: enqueue status ID --json)")
 	}
-	policy, err := importer.ParseOnConflict(*onConflict)
+	if msg := fl.check(); msg != "" {
+		return e.usageErr(cmd, "%s", msg)
+	}
+	policy, err := importer.ParseOnConflict(fl.onConflict)
 	if err != nil {
 		return e.usageErr(cmd, "--%v", err)
 	}
 	path := pos[0]
-	portal := e.portalFor(*portalFlag)
+	portal := e.portalFor(fl.portal)
 	if err := tasks.CheckPortalName(portal); err != nil {
 		return e.usageErr(cmd, "%v", err)
 	}
+	return e.runImport(ctx, cmd, path, portal, fl, policy)
+}
 
+// runImport validates the file, then dry-runs, plans or submits it as fl
+// says.
+func (e *env) runImport(ctx context.Context, cmd, path, portal string, fl importFlags, policy importer.OnConflict) int {
 	// The file is validated before Redis is needed: a wrong file, or a dry
 	// run, never connects.
 	f, err := LoadFile(path)
 	if err != nil {
 		return e.fileErr(cmd, path, err, true)
 	}
-	if *dryRun {
-		importID := *id
+	if fl.dryRun {
+		importID := fl.id
 		if importID == "" {
 			importID = tasks.DerivedImportID(portal, f)
 		}
@@ -167,15 +189,15 @@ func (e *env) importFile(ctx context.Context, args []string) int {
 	if err != nil {
 		return e.fail(cmd, err)
 	}
-	if *plan {
-		return e.plan(ctx, cmd, path, e.producer(conn, im, served), portal, f, policy, *asJSON)
+	if fl.plan {
+		return e.plan(ctx, cmd, path, e.producer(conn, im, served), portal, f, policy, fl.asJSON)
 	}
-	res, err := e.producer(conn, im, served).SubmitImportWith(ctx, portal, *id, f, tasks.SubmitOptions{Update: *update, OnConflict: policy})
+	res, err := e.producer(conn, im, served).SubmitImportWith(ctx, portal, fl.id, f, tasks.SubmitOptions{Update: fl.update, OnConflict: policy})
 	if err != nil {
 		return e.submitErr(cmd, path, conn, res, err)
 	}
 	fmt.Fprintln(e.stdout, SubmitLine(res))
-	if !*wait {
+	if !fl.wait {
 		fmt.Fprintf(e.stdout, "follow it with: enqueue status %s\n", res.ID)
 		e.warnUnserved(cmd, portal, served, "the import")
 		return ExitOK
