@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -87,16 +88,20 @@ func importIDIn(out string) string {
 
 // TestSecretsNeverLeak runs imports through a webhook portal and an OAuth
 // portal (short token TTL, so the tokens rotate; faults, so tasks carry
-// errors; a permanently failing task, so one is archived with a reason)
-// and then greps everything observable for the secrets: worker logs, every
-// Redis key and value (task payloads, results, last errors) except the
-// OAuth token store that must hold the tokens, /metrics, the dashboard's
-// API, the enqueue API and `enqueue status --json`.
+// errors, among them error descriptions that echo the called URL with its
+// webhook secret or access token; a permanently failing task, so one is
+// archived with a reason) and then greps everything observable for the
+// secrets: worker logs, every Redis key and value (task payloads, results,
+// last errors) except the OAuth token store that must hold the tokens,
+// /metrics, the dashboard's API, the worker's /imports/ and /portals/ pages
+// (HTML and JSON, sampled during the imports too), the enqueue API and
+// `enqueue status --json`. Then the worker, given rejected webhook URLs
+// that hold the secret, must refuse them (exit 2) without printing it.
 func TestSecretsNeverLeak(t *testing.T) {
 	t.Parallel()
 	r := startRedis(t)
 	s := startSim(t, append([]string{"--rate", "50", "--burst", "50", "--secret", webhookSecret,
-		"--error-rate", "0.1", "--lost-response-rate", "0.05"}, oauthSimFlags(3*time.Second)...)...)
+		"--error-rate", "0.1", "--lost-response-rate", "0.05", "--echo-url-rate", "0.1"}, oauthSimFlags(3*time.Second)...)...)
 	env := workerEnv(r, s, map[string]string{"MONITOR_USER": monitorUser, "MONITOR_PASSWORD": monitorPass, "LOG_LEVEL": "debug"})
 	portalsFile(t, env, s, "oa", "default")
 	w := startWorker(t, env)
@@ -104,10 +109,24 @@ func TestSecretsNeverLeak(t *testing.T) {
 
 	var observed []string // what the test saw, labelled
 	see := func(label, v string) { observed = append(observed, label+"\n"+v) }
+	// While the imports run, the pages show transient states (retries
+	// with the portal's last error, blocked methods) that are gone at the
+	// end: sample them too.
+	stopSampling := samplePages(t, w, []string{"/imports/", "/imports/?format=json", "/portals/", "/portals/?format=json",
+		"/monitoring/api/queues/" + url.PathEscape(tasks.QueueName("default")) + "/retry_tasks?pageSize=1000",
+		"/monitoring/api/queues/" + url.PathEscape(tasks.QueueName("oa")) + "/retry_tasks?pageSize=1000"})
 
+	// The orphan goes first: with the faults its attempts may fail
+	// transiently a few times (backing off 2 s, 4 s, 8 s, ...) before one
+	// reaches the portal and learns that the parent is missing.
+	out, errOut, code := runEnqueue(t, enqueueEnv(r), "department", "--name", "Orphan", "--parent-id", "999999", "--portal", "oa")
+	see("enqueue department", out+errOut)
+	if code != 0 {
+		t.Fatalf("enqueue department: %d %s%s", code, out, errOut)
+	}
 	t1, t2 := genTree(t, 30, 3), genTree(t, 30, 3)
 	id1 := submitImport(t, r, t1.Path)
-	out, errOut, code := runEnqueue(t, enqueueEnv(r), "import", t2.Path, "--portal", "oa", "--wait")
+	out, errOut, code = runEnqueue(t, enqueueEnv(r), "import", t2.Path, "--portal", "oa", "--wait")
 	see("enqueue import --wait", out+errOut)
 	if code != 0 {
 		t.Fatalf("import on the OAuth portal: exit %d\n%s%s", code, out, errOut)
@@ -116,21 +135,19 @@ func TestSecretsNeverLeak(t *testing.T) {
 	if id2 == "" {
 		t.Fatalf("no import ID in %q", out)
 	}
-	out, errOut, code = runEnqueue(t, enqueueEnv(r), "department", "--name", "Orphan", "--parent", "999999", "--portal", "oa")
-	see("enqueue department", out+errOut)
-	if code != 0 {
-		t.Fatalf("enqueue department: %d %s%s", code, out, errOut)
-	}
 	waitDone(t, r, id1, 60*time.Second)
 	in := asynq.NewInspector(asynq.RedisClientOpt{Addr: r.Addr()})
 	t.Cleanup(func() { _ = in.Close() })
-	if !waitFor(30*time.Second, func() bool {
+	if !waitFor(120*time.Second, func() bool {
 		a, _ := in.ListArchivedTasks(tasks.QueueName("oa"))
 		return len(a) > 0
 	}) {
 		t.Fatal("the department under a missing parent was not archived")
 	}
 	time.Sleep(4 * time.Second) // one more token rotation
+	for label, body := range stopSampling() {
+		see(label, body)
+	}
 
 	for _, id := range []string{id1, id2} {
 		o, e, _ := runEnqueue(t, enqueueEnv(r), "status", id, "--json")
@@ -138,6 +155,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 		_, body := httpGet(t, w.URL(t, "/v1/imports/"+url.PathEscape(id)), monitorUser, monitorPass)
 		see("GET /v1/imports/"+id, body)
 	}
+	seeWorkerPages(t, w, []string{id1, id2}, see)
 	_, body := httpGet(t, w.URL(t, "/metrics"), "", "")
 	see("/metrics", body)
 	if !strings.Contains(body, "asynq_") {
@@ -204,26 +222,189 @@ func TestSecretsNeverLeak(t *testing.T) {
 	if s.Stats(t).Refreshes == 0 {
 		t.Error("no token refresh happened: the rotated tokens were not exercised")
 	}
+	checkEchoesObserved(t, s, observed)
+	scanForSecrets(t, observed, needles)
+	t.Run("config errors", func(t *testing.T) { checkConfigErrorsHideSecret(t, r) })
+}
+
+// scanForSecrets fails for each of needles (what -> secret) found in an
+// observation ("label\ntext"), showing what precedes it. Rotated tokens the
+// test never saw are 32 hex digits like every simulator secret: none may
+// show in the worker's logs either.
+func scanForSecrets(t *testing.T, observed []string, needles map[string]string) {
+	t.Helper()
+	t.Logf("scanning %d observations for %d secrets", len(observed), len(needles))
 	for _, o := range observed {
 		label, text, _ := strings.Cut(o, "\n")
 		for what, secret := range needles {
-			if strings.Contains(text, secret) {
-				i := strings.Index(text, secret)
+			if i := strings.Index(text, secret); i >= 0 {
 				t.Errorf("%s leaks the %s: ...%s...", label, what, text[max(0, i-120):i])
 			}
 		}
-	}
-	// Rotated tokens the test never saw are 32 hex digits like every
-	// simulator secret: none may show in the logs.
-	for _, name := range []string{"worker stdout", "worker stderr"} {
-		for _, o := range observed {
-			if strings.HasPrefix(o, name+"\n") {
-				if m := hex32.FindString(o); m != "" {
-					t.Errorf("%s holds a 32-hex-digit value (a token?): %s", name, m)
-				}
+		if label == "worker stdout" || label == "worker stderr" {
+			if m := hex32.FindString(text); m != "" {
+				t.Errorf("%s holds a 32-hex-digit value (a token?): %s", label, m)
 			}
 		}
 	}
+}
+
+// checkEchoesObserved logs how many observations hold a portal error
+// description that echoed a webhook URL or an OAuth call's URL (redacted,
+// since the scan passed or will tell), and fails when none does: then the
+// echo fault reached nothing the test scans and proves nothing.
+func checkEchoesObserved(t *testing.T, s *simProc, observed []string) {
+	t.Helper()
+	if n := s.Stats(t).Faults["echo_url"]; n == 0 {
+		t.Error("no portal answer echoed the URL (--echo-url-rate): the scan proves less than it should")
+	} else {
+		t.Logf("%d portal answers echoed the URL with its credentials", n)
+	}
+	echo := regexp.MustCompile(`Method failed at \S*/rest/(1/[^/"\s]*/|[a-z.]+\?auth=)`)
+	webhook, oauth := 0, 0
+	for _, o := range observed {
+		for _, m := range echo.FindAllStringSubmatch(o, -1) {
+			if strings.HasPrefix(m[1], "1/") {
+				webhook++
+			} else {
+				oauth++
+			}
+		}
+	}
+	t.Logf("echoed URLs in what was observed: %d of the webhook, %d of OAuth calls", webhook, oauth)
+	if webhook+oauth == 0 {
+		t.Error("no echoed description reached anything observed: the echo fault proves nothing")
+	}
+}
+
+// samplePages GETs each of paths on the worker's side port (with the
+// monitor credentials) every 300 ms until the returned function is called
+// (or the test ends); that function returns every distinct body seen,
+// keyed by a label naming the path and the sample. A failed request is
+// skipped: the bodies are only scanned for secrets.
+func samplePages(t *testing.T, w *proc, paths []string) func() map[string]string {
+	stop, done := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	halt := func() {
+		once.Do(func() { close(stop) })
+		<-done
+	}
+	t.Cleanup(halt)
+	seen := map[string]string{} // body -> label
+	client := &http.Client{Timeout: 5 * time.Second}
+	get := func(path string) (string, bool) {
+		req, err := http.NewRequest(http.MethodGet, "http://"+w.Addr+path, nil)
+		if err != nil {
+			return "", false
+		}
+		req.SetBasicAuth(monitorUser, monitorPass)
+		resp, err := client.Do(req)
+		if err != nil {
+			return "", false
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return string(b), err == nil
+	}
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(300 * time.Millisecond)
+		defer tick.Stop()
+		for n := 0; ; n++ {
+			for _, p := range paths {
+				if body, ok := get(p); ok {
+					if _, dup := seen[body]; !dup {
+						seen[body] = fmt.Sprintf("GET %s (sample %d, during the imports)", p, n)
+					}
+				}
+			}
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() map[string]string {
+		halt()
+		out := make(map[string]string, len(seen))
+		for body, label := range seen {
+			out[label] = body
+		}
+		return out
+	}
+}
+
+// seeWorkerPages passes the worker's own pages to see: the imports index,
+// each of ids' import page and the portals page, as HTML and as JSON
+// (?format=json), with the monitor credentials. Each must answer 200, the
+// JSON form valid JSON.
+func seeWorkerPages(t *testing.T, w *proc, ids []string, see func(label, v string)) {
+	t.Helper()
+	paths := []string{"/imports/", "/portals/"}
+	for _, id := range ids {
+		paths = append(paths, "/imports/"+url.PathEscape(id))
+	}
+	for _, p := range paths {
+		for _, q := range []string{"", "?format=json"} {
+			code, body := httpGet(t, w.URL(t, p+q), monitorUser, monitorPass)
+			if code != http.StatusOK {
+				t.Errorf("GET %s%s: %d %.300s", p, q, code, body)
+			}
+			if q != "" && !json.Valid([]byte(body)) {
+				t.Errorf("GET %s%s is not JSON: %.300s", p, q, body)
+			}
+			see("GET "+p+q, body)
+		}
+	}
+}
+
+// checkConfigErrorsHideSecret starts the worker with webhook URLs that are
+// rejected and hold the webhook secret (the bare secret pasted alone, a
+// wrong scheme, plain http to a remote host, a query, no user ID, a
+// password in the userinfo, a host that does not parse), from the
+// environment and from the flag. Each must exit 2 naming the setting, and
+// print the secret nowhere. (enqueue reads no webhook: nothing to check.)
+func checkConfigErrorsHideSecret(t *testing.T, r *redisProc) {
+	for _, tc := range []struct{ name, value string }{
+		{"bare secret", webhookSecret},
+		{"ftp scheme", "ftp://portal.example/rest/1/" + webhookSecret + "/"},
+		{"remote http", "http://portal.example/rest/1/" + webhookSecret + "/"},
+		{"query", "https://portal.example/rest/1/" + webhookSecret + "/?debug=1"},
+		{"no user ID", "https://portal.example/rest/" + webhookSecret + "/"},
+		{"extra segment", "https://portal.example/rest/1/" + webhookSecret + "/department.add/"},
+		{"userinfo password", "https://admin:" + webhookSecret + "@portal.example/rest/1/abc/"},
+		{"unparseable host", "https://portal example/rest/1/" + webhookSecret + "/"},
+		{"no scheme", "portal.example/rest/1/" + webhookSecret + "/"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := startWorker(t, workerEnv(r, nil, map[string]string{"B24_WEBHOOK_URL": tc.value}))
+			checkRefusedWithoutSecret(t, p, "B24_WEBHOOK_URL")
+		})
+		t.Run(tc.name+" (flag)", func(t *testing.T) {
+			p := startWorker(t, workerEnv(r, nil, nil), "--webhook-url", tc.value)
+			checkRefusedWithoutSecret(t, p, "webhook-url")
+		})
+	}
+}
+
+// checkRefusedWithoutSecret: p exits 2 with a message naming setting, and
+// neither its stdout nor its stderr holds the webhook secret.
+func checkRefusedWithoutSecret(t *testing.T, p *proc, setting string) {
+	t.Helper()
+	code, exited := p.Wait(10 * time.Second)
+	if !exited || code != 2 {
+		t.Fatalf("exit %d (exited %v), want 2:\n%s", code, exited, p.Output())
+	}
+	for name, out := range map[string]string{"stdout": p.Stdout(), "stderr": p.Stderr()} {
+		if strings.Contains(out, webhookSecret) {
+			t.Errorf("%s holds the webhook secret:\n%s", name, out)
+		}
+	}
+	if !strings.Contains(p.Stderr(), setting) {
+		t.Errorf("the error does not name %s:\n%s", setting, p.Stderr())
+	}
+	t.Logf("refused: %s", strings.TrimSpace(p.Stderr()))
 }
 
 // TestAuthRequired: with MONITOR_USER/MONITOR_PASSWORD set, the dashboard
