@@ -18,8 +18,8 @@ import (
 	"github.com/b24queue/b24queue/importer/store"
 	"github.com/b24queue/b24queue/internal/claim"
 	"github.com/b24queue/b24queue/internal/config"
+	"github.com/b24queue/b24queue/internal/fleet"
 	"github.com/b24queue/b24queue/internal/keys"
-	"github.com/b24queue/b24queue/internal/worker"
 	"github.com/b24queue/b24queue/limiter"
 )
 
@@ -177,7 +177,7 @@ func scaleClusterPackages(t *testing.T, addrs string) {
 
 	t.Run("claims and tokens", func(t *testing.T) {
 		space := keys.New(prefix)
-		tok := worker.NewTokenStore(rdb, prefix)
+		tok := fleet.NewTokenStore(rdb, prefix)
 		for _, portal := range portals {
 			first := claim.Claim{Key: space.Object(portal, "d", "1\x00sales"), Owner: "task-1", Token: "run-1"}
 			again := first

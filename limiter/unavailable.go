@@ -133,7 +133,13 @@ func (l *Limiter) MarkUnavailable(ctx context.Context, portal, method, code, des
 func (l *Limiter) Resume(ctx context.Context, portal string) (bool, error) {
 	cctx, cancel := l.callCtx(ctx)
 	defer cancel()
-	n, err := l.rdb.Del(cctx, l.keys.Unavailable(portal)).Result()
+	return Resume(cctx, l.rdb, l.keys.Prefix(), portal)
+}
+
+// Resume is Limiter.Resume for tools without a Limiter (enqueue portal
+// resume, the API): prefix is the fleet's key prefix.
+func Resume(ctx context.Context, rdb redis.Cmdable, prefix, portal string) (bool, error) {
+	n, err := rdb.Del(ctx, keys.New(prefix).Unavailable(portal)).Result()
 	if err != nil {
 		return false, fmt.Errorf("limiter: resume portal %q: %w", portal, err)
 	}

@@ -216,6 +216,11 @@ func (im *Imports) requeueItem(ctx context.Context, portal string, it BatchItem,
 	deadline := time.Now().Add(requeueConflictWait)
 	for {
 		_, err := im.client.EnqueueContext(ctx, task)
+		if err == nil {
+			// The batch task still runs, so the queue was never empty;
+			// marked all the same, as every producer does (Activity).
+			return im.activity.Mark(ctx, portal)
+		}
 		if !errors.Is(err, asynq.ErrTaskIDConflict) {
 			return err
 		}

@@ -145,7 +145,7 @@ func (h *Handler) decide(ctx context.Context, portal string, err error) decision
 			code, method = e.Code, e.Method
 		}
 		first := limiter.FirstProbeDelay
-		if p, ok := h.portals[portal]; ok {
+		if p, ok := h.portal(portal); ok {
 			first = p.limiter.FirstProbe()
 			// The feedback marks the portal from the answers it observes;
 			// a refused token refresh, or a batch command's answer, it does
@@ -197,7 +197,7 @@ func (d decision) outcome() string {
 func (h *Handler) blockedUntil(ctx context.Context, portal string, err error) time.Time {
 	fallback := h.clock.now().Add(blockFallback)
 	apiErr, ok := errors.AsType[*b24.Error](err)
-	p, known := h.portals[portal]
+	p, known := h.portal(portal)
 	if !ok || !known {
 		return fallback
 	}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -31,12 +33,17 @@ type ImportTracker interface {
 // Handler processes department:create and workplace:create tasks. It is safe
 // for concurrent use by every worker goroutine of an asynq server.
 type Handler struct {
-	portals map[string]*Portal
-	claims  *Claims
-	imports ImportTracker
-	logger  *slog.Logger
-	metrics *Metrics
-	clock   clock
+	// portals are the clients of the portals this worker may serve, by
+	// name: fixed ones from HandlerConfig, and ones the worker adds and
+	// removes while it runs (SetPortal, RemovePortal: portals registered
+	// at run time, see internal/fleet).
+	portalsMu sync.RWMutex
+	portals   map[string]*Portal
+	claims    *Claims
+	imports   ImportTracker
+	logger    *slog.Logger
+	metrics   *Metrics
+	clock     clock
 	// inspector, when set, wakes a portal's parked tasks once it is
 	// available again.
 	inspector *asynq.Inspector
@@ -44,8 +51,9 @@ type Handler struct {
 	maxRequeues int
 }
 
-// HandlerConfig holds what a Handler needs. Portals and Claims are
-// required; Imports may be nil when no imports are processed.
+// HandlerConfig holds what a Handler needs. Claims is required; Portals
+// may be empty when the worker adds its portals while it runs
+// (SetPortal); Imports may be nil when no imports are processed.
 type HandlerConfig struct {
 	Portals []*Portal
 	Claims  *Claims
@@ -64,9 +72,6 @@ type HandlerConfig struct {
 func NewHandler(cfg HandlerConfig) (*Handler, error) {
 	if cfg.Claims == nil {
 		return nil, errors.New("tasks: HandlerConfig.Claims is required")
-	}
-	if len(cfg.Portals) == 0 {
-		return nil, errors.New("tasks: HandlerConfig.Portals is empty")
 	}
 	h := &Handler{
 		portals: make(map[string]*Portal, len(cfg.Portals)),
@@ -101,13 +106,41 @@ func (h *Handler) Mux() *asynq.ServeMux {
 	return mux
 }
 
-// PortalNames returns the names of the portals this handler serves.
+// PortalNames returns the names of the portals this handler serves, sorted.
 func (h *Handler) PortalNames() []string {
+	h.portalsMu.RLock()
+	defer h.portalsMu.RUnlock()
 	names := make([]string, 0, len(h.portals))
 	for n := range h.portals {
 		names = append(names, n)
 	}
+	slices.Sort(names)
 	return names
+}
+
+// portal returns the client of the portal named name.
+func (h *Handler) portal(name string) (*Portal, bool) {
+	h.portalsMu.RLock()
+	defer h.portalsMu.RUnlock()
+	p, ok := h.portals[name]
+	return p, ok
+}
+
+// SetPortal adds p, or replaces the portal of that name (new credentials
+// or limits): tasks started from now on use it.
+func (h *Handler) SetPortal(p *Portal) {
+	h.portalsMu.Lock()
+	defer h.portalsMu.Unlock()
+	h.portals[p.Name] = p
+}
+
+// RemovePortal forgets the portal named name: its tasks fail as for a
+// portal the worker has no credentials for, so the worker must stop
+// serving its queue first.
+func (h *Handler) RemovePortal(name string) {
+	h.portalsMu.Lock()
+	defer h.portalsMu.Unlock()
+	delete(h.portals, name)
 }
 
 // creation is one object to create exactly once.
@@ -129,7 +162,7 @@ type createResult struct {
 
 // createOnce creates c's object unless an earlier attempt already did.
 func (h *Handler) createOnce(ctx context.Context, t *asynq.Task, c creation) error {
-	portal, ok := h.portals[c.portal]
+	portal, ok := h.portal(c.portal)
 	if !ok {
 		return &PermanentError{Err: fmt.Errorf("%w %q: the worker has no credentials for it", ErrUnknownPortal, c.portal)}
 	}

@@ -36,6 +36,7 @@ type Imports struct {
 	batch     bool
 	rdb       redis.UniversalClient
 	prefix    string
+	activity  Activity
 }
 
 // ImportsOption configures an Imports.
@@ -66,6 +67,7 @@ func NewImports(rdb redis.UniversalClient, client *asynq.Client, prefix string, 
 		logger:    logger,
 		rdb:       rdb,
 		prefix:    prefix,
+		activity:  NewActivity(rdb, prefix),
 	}
 	for _, o := range opts {
 		o(im)
@@ -251,6 +253,9 @@ func (im *Imports) enqueueReconcile(ctx context.Context, portal, importID string
 			_, err = im.client.EnqueueContext(ctx, task)
 		}
 	}
+	if err == nil {
+		err = im.activity.Mark(ctx, portal)
+	}
 	switch {
 	case errors.Is(err, asynq.ErrTaskIDConflict):
 		return 0, nil
@@ -331,6 +336,9 @@ func (im *Imports) enqueue(ctx context.Context, portal, importID string, items [
 			break
 		}
 		keys = append(keys, it.Key)
+	}
+	if len(keys) > 0 {
+		err = errors.Join(err, im.activity.Mark(ctx, portal))
 	}
 	if _, merr := im.store.MarkQueued(ctx, importID, keys...); merr != nil {
 		err = errors.Join(err, merr)

@@ -47,6 +47,9 @@ func (p *Producer) PlanImport(ctx context.Context, portal string, f *importer.Fi
 		return Plan{}, err
 	}
 	info, err := p.client.EnqueueContext(ctx, task)
+	if err == nil {
+		err = p.activity.Mark(ctx, portal)
+	}
 	if err != nil {
 		return Plan{}, fmt.Errorf("enqueue the plan: %w", err)
 	}

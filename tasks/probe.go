@@ -86,7 +86,7 @@ func (p *Portal) probe(ctx context.Context) (bool, error) {
 // parked tasks; otherwise it returns err.
 func (h *Handler) probeIfDue(ctx context.Context, portal string, err error) error {
 	ue, ok := errors.AsType[*limiter.UnavailableError](err)
-	p, known := h.portals[portal]
+	p, known := h.portal(portal)
 	if !ok || !ue.Probe || !known {
 		return err
 	}

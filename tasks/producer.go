@@ -32,9 +32,10 @@ import (
 //
 // A Producer is safe for concurrent use.
 type Producer struct {
-	client  *asynq.Client
-	imports *Imports
-	known   KnownPortals
+	client   *asynq.Client
+	imports  *Imports
+	known    KnownPortals
+	activity Activity
 }
 
 // ProducerOption adjusts NewProducer.
@@ -49,11 +50,23 @@ func WithKnownPortals(known KnownPortals) ProducerOption {
 	return func(p *Producer) { p.known = known }
 }
 
+// WithActivity makes the Producer mark a portal active (see Activity)
+// after it enqueued a task for it, so that a fleet's workers start on the
+// portal at once. A Producer with Imports uses the Imports' Redis for it
+// already; this option is for one that only enqueues single tasks. Without
+// either, tasks of an idle portal wait for the workers' slow sweep.
+func WithActivity(a Activity) ProducerOption {
+	return func(p *Producer) { p.activity = a }
+}
+
 // NewProducer returns a Producer that enqueues single tasks with client and
 // submits imports with imports; both must use the same Redis. imports may be
-// nil for a Producer that only enqueues single tasks.
+// nil for a Producer that only enqueues single tasks (then see WithActivity).
 func NewProducer(client *asynq.Client, imports *Imports, opts ...ProducerOption) *Producer {
 	p := &Producer{client: client, imports: imports}
+	if imports != nil {
+		p.activity = imports.activity
+	}
 	for _, o := range opts {
 		o(p)
 	}
@@ -88,7 +101,14 @@ func (p *Producer) enqueue(ctx context.Context, portal string, task *asynq.Task)
 	if err := p.checkServed(ctx, portal); err != nil {
 		return nil, err
 	}
-	return p.client.EnqueueContext(ctx, task)
+	info, err := p.client.EnqueueContext(ctx, task)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.activity.Mark(ctx, portal); err != nil {
+		return info, err
+	}
+	return info, nil
 }
 
 // checkServed refuses a portal no live worker serves, when the Producer

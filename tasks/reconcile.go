@@ -88,7 +88,7 @@ func (h *Handler) processReconcile(ctx context.Context, t *asynq.Task) error {
 	if err := json.Unmarshal(t.Payload(), &p); err != nil {
 		return &PermanentError{Err: fmt.Errorf("decode %s payload: %w", t.Type(), err)}
 	}
-	portal, ok := h.portals[p.Portal]
+	portal, ok := h.portal(p.Portal)
 	if !ok {
 		return &PermanentError{Err: fmt.Errorf("%w %q: the worker has no credentials for it", ErrUnknownPortal, p.Portal)}
 	}
@@ -240,7 +240,7 @@ func (h *Handler) processPlan(ctx context.Context, t *asynq.Task) error {
 	if err := json.Unmarshal(t.Payload(), &p); err != nil {
 		return &PermanentError{Err: fmt.Errorf("decode %s payload: %w", t.Type(), err)}
 	}
-	portal, ok := h.portals[p.Portal]
+	portal, ok := h.portal(p.Portal)
 	if !ok {
 		return &PermanentError{Err: fmt.Errorf("%w %q: the worker has no credentials for it", ErrUnknownPortal, p.Portal)}
 	}

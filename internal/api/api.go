@@ -25,6 +25,7 @@ import (
 
 	"github.com/b24queue/b24queue/importer"
 	"github.com/b24queue/b24queue/importer/store"
+	"github.com/b24queue/b24queue/internal/fleet"
 	"github.com/b24queue/b24queue/tasks"
 )
 
@@ -101,6 +102,7 @@ type server struct {
 	producer *tasks.Producer
 	imports  *tasks.Imports
 	insp     *asynq.Inspector
+	portals  *fleet.Admin
 	logger   *slog.Logger
 }
 
@@ -108,8 +110,9 @@ type server struct {
 type Option func(*options)
 
 type options struct {
-	insp  *asynq.Inspector
-	known tasks.KnownPortals
+	insp    *asynq.Inspector
+	known   tasks.KnownPortals
+	portals *fleet.Admin
 }
 
 // WithInspector serves GET /v1/tasks/{id} with insp (on the queue's Redis);
@@ -129,6 +132,7 @@ func WithKnownPortals(known tasks.KnownPortals) Option { return func(o *options)
 //	                       ?plan=1 → 200 the plan (tasks.Plan), creating nothing
 //	GET  /v1/imports/{id}  the status JSON of `enqueue status --json`, 404 if unknown
 //	GET  /v1/tasks/{id}    tasks.TaskStatus, the JSON of `enqueue task --json`, 404 if unknown
+//	/v1/portals...         register, list, look at, remove and resume portals (WithPortals; see routePortals)
 //
 // The import body is JSON (application/json) as in design.md; YAML
 // (application/yaml) and CSV (text/csv) are accepted too. Errors are
@@ -150,7 +154,8 @@ func New(imports *tasks.Imports, client *asynq.Client, logger *slog.Logger, opts
 	if o.known != nil {
 		popts = append(popts, tasks.WithKnownPortals(o.known))
 	}
-	s := &server{producer: tasks.NewProducer(client, imports, popts...), imports: imports, insp: o.insp, logger: logger}
+	s := &server{producer: tasks.NewProducer(client, imports, popts...), imports: imports, insp: o.insp,
+		portals: o.portals, logger: logger}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/departments", s.department)
 	mux.HandleFunc("POST /v1/workplaces", s.workplace)
@@ -158,7 +163,8 @@ func New(imports *tasks.Imports, client *asynq.Client, logger *slog.Logger, opts
 	mux.HandleFunc("GET /v1/imports/{id}", s.importStatus)
 	mux.HandleFunc("GET /v1/tasks/{id}", s.taskStatus)
 	mux.Handle("/v1/tasks/{id}", methodNotAllowed(http.MethodGet, http.MethodHead))
-	s.routeRetry(mux) // POST /v1/imports/{id}/retry
+	s.routeRetry(mux)   // POST /v1/imports/{id}/retry
+	s.routePortals(mux) // /v1/portals (WithPortals)
 	// The same paths without a method catch the other methods, so that a
 	// 405 is JSON like every other answer.
 	mux.Handle("/v1/departments", methodNotAllowed(http.MethodPost))

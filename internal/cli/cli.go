@@ -63,7 +63,7 @@ type App struct {
 }
 
 // commands are the enqueue subcommands, for suggestions.
-var commands = []string{"department", "workplace", "import", "status", "task", "help"}
+var commands = []string{"department", "workplace", "import", "status", "task", "portal", "help"}
 
 // Run runs the enqueue command with args (without the program name) and
 // returns its exit code. getenv reads the environment (REDIS_URL,
@@ -100,6 +100,8 @@ func (a *App) Run(ctx context.Context, args []string, getenv func(string) string
 		return e.status(ctx, rest)
 	case "task":
 		return e.task(ctx, rest)
+	case "portal":
+		return e.portal(ctx, rest)
 	}
 	fmt.Fprintf(stderr, "enqueue: %s\nRun 'enqueue --help' for usage.\n", cliflag.UnknownCommand(cmd, commands))
 	return ExitUsage
@@ -250,12 +252,15 @@ Commands:
       enqueue one department and print its task ID
   workplace --title TITLE [--type-ids 1,2,3] [--portal P]
       enqueue one digital workplace and print its task ID
-  import FILE [--id IMPORT_ID] [--dry-run] [--wait] [--portal P]
-      validate an org-structure file (YAML, JSON or CSV) and import it
+  import FILE [--id IMPORT_ID] [--dry-run | --plan] [--update] [--wait] [--portal P]
+      validate an org-structure file (YAML, JSON or CSV) and import it;
+      --plan shows what it would create, adopt or update on the portal
   status IMPORT_ID [--json]
       show an import's progress: created, pending, waiting on parent, failed
   task TASK_ID [--json]
       show what became of one task: its state, the created ID or the error
+  portal add|list|status|remove|resume [NAME]
+      register portals at run time; see which are available and why not
 
 Run 'enqueue COMMAND --help' for a command's flags and examples.
 

@@ -6,12 +6,13 @@ import (
 	"slices"
 	"time"
 
+	"github.com/b24queue/b24queue/internal/fleet"
 	"github.com/b24queue/b24queue/tasks"
 )
 
-// The command asks asynq which portals live workers serve (tasks.ServedPortals)
-// to refuse a portal nobody serves, and to tell the user when what they
-// wait for cannot move.
+// The command asks the fleet which portals live workers serve (fleet.Known:
+// their own portals and the registered ones) to refuse a portal nobody
+// serves, and to tell the user when what they wait for cannot move.
 
 // defaultServedInterval is how often --wait asks again.
 const defaultServedInterval = 5 * time.Second
@@ -19,7 +20,7 @@ const defaultServedInterval = 5 * time.Second
 // served returns the portals live workers serve, sorted (empty: no worker
 // is up).
 func (e *env) served(ctx context.Context, conn *connection) ([]string, error) {
-	names, err := tasks.ServedPortals(conn.insp)(ctx)
+	names, err := fleet.Known(conn.rdb, e.app.Prefix)(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list the workers in Redis at %s: %w", conn.cfg.Redis, err)
 	}

@@ -8,13 +8,14 @@ import (
 
 	"github.com/b24queue/b24queue/b24/b24test"
 	"github.com/b24queue/b24queue/internal/cli"
+	"github.com/b24queue/b24queue/internal/fleet"
 	"github.com/b24queue/b24queue/tasks"
 )
 
 // waitServed waits until a live asynq server serves f's portal.
 func waitServed(t *testing.T, f *fixture) {
 	t.Helper()
-	if !tasks.WaitServed(t.Context(), tasks.ServedPortals(f.insp), 5*time.Second, f.portal) {
+	if !tasks.WaitServed(t.Context(), fleet.Known(f.rdb, f.app.Prefix), 5*time.Second, f.portal) {
 		t.Fatalf("no server of portal %s registered within 5 s", f.portal)
 	}
 }
@@ -137,6 +138,7 @@ func TestUnservedPortalIsRefused(t *testing.T) {
 
 	f := setup(t, true)
 	f.app.AnyPortal = false
+	f.app.Prefix = other.app.Prefix // one fleet
 	for _, args := range [][]string{
 		{"department", "--name", "Sales", "--parent-id", "1"},
 		{"workplace", "--title", "HR"},

@@ -13,6 +13,7 @@ import (
 
 	"github.com/b24queue/b24queue/b24/b24test"
 	"github.com/b24queue/b24queue/internal/cli"
+	"github.com/b24queue/b24queue/internal/fleet"
 	"github.com/b24queue/b24queue/limiter"
 	"github.com/b24queue/b24queue/tasks"
 )
@@ -57,6 +58,14 @@ func startWorker(t *testing.T, f *fixture, sim b24test.Config) *b24test.Server {
 		t.Fatal(err)
 	}
 	t.Cleanup(as.Shutdown)
+	// Join the fleet as a worker does, so that the command sees the portal
+	// served (fleet.Known).
+	members := fleet.NewMembers(f.rdb, f.app.Prefix)
+	id := "test-" + f.portal
+	if err := members.Beat(t.Context(), fleet.Member{ID: id, Expires: time.Now().Add(time.Hour), Portals: []string{f.portal}}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = members.Leave(context.Background(), id) })
 	t.Cleanup(func() {
 		ctx := context.Background()
 		iter := f.rdb.Scan(ctx, 0, "asynq:{"+f.queue+"}:*", 1000).Iterator()

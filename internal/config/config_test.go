@@ -84,6 +84,7 @@ func TestLoadWorkerDefaults(t *testing.T) {
 		Timeout:         75 * time.Second,
 		RequestLimit:    65 * time.Second,
 		Concurrency:     10,
+		PortalReplicas:  2,
 		Listen:          "127.0.0.1:8080",
 		ShutdownTimeout: 30 * time.Second,
 		Batch:           true,
@@ -167,7 +168,7 @@ func TestLoadWorkerFlagOverridesEnv(t *testing.T) {
 	other := "https://other.bitrix24.de/rest/7/" + hookSecret + "/"
 	args := []string{
 		"--redis-url", "redis://10.0.0.2:6379/2", "--webhook-url", other, "--rate=5", "--burst=250",
-		"--operating-limit=2s", "--operating-window=20s", "--timeout=1s", "-request-limit", "3s", "--concurrency=20",
+		"--operating-limit=2s", "--operating-window=20s", "--timeout=1s", "-request-limit", "3s", "--concurrency=20", "--portal-replicas=3",
 		"--listen=127.0.0.2:2", "--shutdown-timeout=2m", "--batch", "--log-level=debug",
 	}
 	w, err := LoadWorker(args, env(e))
@@ -182,6 +183,7 @@ func TestLoadWorkerFlagOverridesEnv(t *testing.T) {
 		Timeout:         time.Second,
 		RequestLimit:    3 * time.Second,
 		Concurrency:     20,
+		PortalReplicas:  3,
 		Listen:          "127.0.0.2:2",
 		ShutdownTimeout: 2 * time.Minute,
 		Batch:           true,

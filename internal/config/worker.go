@@ -23,8 +23,19 @@ type Worker struct {
 	Redis Redis
 	// Portals are the portals served, sorted by name: those of the portals
 	// file (B24_PORTALS_FILE / --portals-file) and the portal "default" of
-	// B24_WEBHOOK_URL / --webhook-url. At least one.
+	// B24_WEBHOOK_URL / --webhook-url. At least one, unless
+	// RegisteredOnly.
 	Portals []Portal
+	// RegisteredOnly lets the worker start without a portal of its own
+	// and serve only the portals registered at run time (POST /v1/portals)
+	// (WORKER_REGISTERED_ONLY / --registered-only, default false). Every
+	// worker serves registered portals besides its own in any case.
+	RegisteredOnly bool
+	// PortalReplicas is how many live workers run the queue of each portal
+	// that has work (WORKER_PORTAL_REPLICAS / --portal-replicas, default 2;
+	// 0: every worker that can). The others hold nothing for that portal;
+	// a worker that dies is replaced within seconds. >= 0.
+	PortalReplicas int
 	// InsecureHTTPHosts are portal hosts (lower case) that may be reached
 	// over plain http:// besides loopback: B24_INSECURE_HTTP_HOSTS, comma
 	// separated, default none. Meant for the simulator in docker-compose,
@@ -135,8 +146,10 @@ var (
 	sShutdown     = &setting{env: "WORKER_SHUTDOWN_TIMEOUT", flag: "shutdown-timeout", def: "30s", help: "how long in-flight tasks may finish after SIGTERM/SIGINT"}
 	sBatch        = &setting{env: "B24_BATCH", flag: "batch", def: "true", help: "combine calls into batch requests (0/false: off)", isBool: true}
 	sLogLevel     = &setting{env: "LOG_LEVEL", flag: "log-level", def: "info", help: "debug, info, warn or error"}
-	workerSetting = []*setting{sRedisURL, sCluster, sWebhook, sInsecureHTTP, sPortalsFile, sRate, sBurst, sOpLimit, sOpWindow,
-		sTimeout, sRequestLimit, sConcurrency, sListen, sMonUser, sMonPassword, sShutdown, sBatch, sLogLevel}
+	sRegistered   = &setting{env: "WORKER_REGISTERED_ONLY", flag: "registered-only", def: "false", help: "start without B24_WEBHOOK_URL or B24_PORTALS_FILE and serve only portals registered at run time (POST /v1/portals, enqueue portal add)", isBool: true}
+	sReplicas     = &setting{env: "WORKER_PORTAL_REPLICAS", flag: "portal-replicas", def: "2", help: "how many live workers run the queue of each portal that has work (0: every worker); the others hold nothing for it"}
+	workerSetting = []*setting{sRedisURL, sCluster, sWebhook, sInsecureHTTP, sPortalsFile, sRegistered, sRate, sBurst, sOpLimit, sOpWindow,
+		sTimeout, sRequestLimit, sConcurrency, sReplicas, sListen, sMonUser, sMonPassword, sShutdown, sBatch, sLogLevel}
 )
 
 // WorkerUsage returns the help text of the worker: every flag and variable
@@ -312,6 +325,9 @@ func (w *Worker) loadRun(src source, p *problems) {
 	if w.Concurrency, n = intSetting(src, sConcurrency, p); n != "" && w.Concurrency < 1 {
 		p.addf("%s %d: must be at least 1", n, w.Concurrency)
 	}
+	if w.PortalReplicas, n = intSetting(src, sReplicas, p); n != "" && w.PortalReplicas < 0 {
+		p.addf("%s %d: must be 0 (every worker) or more", n, w.PortalReplicas)
+	}
 
 	bv, bn := src.value(sBatch)
 	var ok bool
@@ -383,8 +399,13 @@ func (w *Worker) loadPortals(src source, getenv func(string) string, p *problems
 			w.Portals = append(w.Portals, fp)
 		}
 	}
-	if hook == "" && file == "" {
-		p.addf("no portal configured: set B24_WEBHOOK_URL or B24_PORTALS_FILE (--webhook-url, --portals-file)")
+	rv, rn := src.value(sRegistered)
+	var ok bool
+	if w.RegisteredOnly, ok = parseBool(rv); !ok {
+		p.addf("%s %q: must be true or false (1/0, yes/no, on/off)", rn, rv)
+	}
+	if hook == "" && file == "" && !w.RegisteredOnly {
+		p.addf("no portal configured: set B24_WEBHOOK_URL or B24_PORTALS_FILE (--webhook-url, --portals-file), or WORKER_REGISTERED_ONLY=true to serve only portals registered at run time")
 	}
 	sortPortals(w.Portals)
 }

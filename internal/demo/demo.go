@@ -23,6 +23,7 @@ import (
 	"github.com/b24queue/b24queue/examples"
 	"github.com/b24queue/b24queue/internal/cli"
 	"github.com/b24queue/b24queue/internal/config"
+	"github.com/b24queue/b24queue/internal/fleet"
 	"github.com/b24queue/b24queue/internal/worker"
 	"github.com/b24queue/b24queue/tasks"
 )
@@ -252,15 +253,15 @@ func startWorkers(ctx context.Context, o Options, redisURL, webhook string, logg
 const servedWait = 10 * time.Second
 
 // waitServed waits, at most servedWait, until a live worker serves portal
-// (asynq's server list, tasks.ServedPortals).
+// (the fleet's members, fleet.Known).
 func waitServed(ctx context.Context, redisURL, portal string) {
-	opt, err := asynq.ParseRedisURI(redisURL)
+	opt, err := redis.ParseURL(redisURL)
 	if err != nil {
 		return
 	}
-	in := asynq.NewInspector(opt)
-	defer in.Close()
-	tasks.WaitServed(ctx, tasks.ServedPortals(in), servedWait, portal)
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	tasks.WaitServed(ctx, fleet.Known(rdb, ""), servedWait, portal)
 }
 
 // waitAddr waits until the worker's side port listens and returns it, or

@@ -18,7 +18,12 @@
 //	PREFIX:{PORTAL}:unavailable       limiter: why the portal is unavailable, since when, next probe
 //	PREFIX:{PORTAL}:reqs              limiter: requests granted per second, recent minutes (a ring)
 //	PREFIX:{PORTAL}:usage             limiter: every method's last operating report, sampled
-//	PREFIX:{PORTAL}:oauth             worker: the portal's OAuth token pair (the only key with secrets)
+//	PREFIX:{PORTAL}:oauth             fleet: the portal's OAuth token pair (a token store key: secrets)
+//	PREFIX:{PORTAL}:credential        fleet: a registered portal's webhook or OAuth app (a token store key: secrets)
+//	PREFIX:portals                    fleet: registered portals, name → public record (no secret)
+//	PREFIX:portals:version            fleet: counts changes of the registry, so workers reload only then
+//	PREFIX:active                     tasks/fleet: set of the portals that have work in their queue
+//	PREFIX:workers                    fleet: live workers, ID → JSON (expiry, portals of their own config)
 //	PREFIX:imp:{ID}:meta|spec|...     import state, see Import
 //	PREFIX:imports                    sorted set of import IDs by creation time (ms), newest last
 //
@@ -125,8 +130,31 @@ func (s Space) Object(portal, kind, identity string) string {
 	return s.portal(portal, "obj", kind, hex.EncodeToString(sum[:16]))
 }
 
-// OAuth holds a portal's OAuth token pair: the only key with secrets.
+// OAuth holds a portal's OAuth token pair: a token store key (secrets).
 func (s Space) OAuth(portal string) string { return s.portal(portal, "oauth") }
+
+// Credential holds a registered portal's webhook URL or OAuth application
+// (client secret): a token store key (secrets). Portals of the worker's own
+// configuration have none.
+func (s Space) Credential(portal string) string { return s.portal(portal, "credential") }
+
+// Portals is the registry of portals registered at run time: a hash from
+// portal name to its public record (never a secret).
+func (s Space) Portals() string { return s.Prefix() + ":portals" }
+
+// PortalsVersion counts the changes of the registry: workers read it every
+// second and reload the records only when it moved.
+func (s Space) PortalsVersion() string { return s.Prefix() + ":portals:version" }
+
+// Active is the set of portals whose queue has work (pending, scheduled,
+// retrying, parked or running tasks): producers add a portal after they
+// enqueue, workers remove it once its queue is empty. Workers run a
+// portal's queue only while it is in this set.
+func (s Space) Active() string { return s.Prefix() + ":active" }
+
+// Workers is the hash of live worker processes: ID → JSON with the expiry
+// of its last heartbeat and the portals of its own configuration.
+func (s Space) Workers() string { return s.Prefix() + ":workers" }
 
 // PortalPattern matches every key of a portal (for tools and test cleanup).
 func (s Space) PortalPattern(portal string) string { return s.Prefix() + ":" + Tag(portal) + ":*" }

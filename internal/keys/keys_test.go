@@ -31,6 +31,11 @@ func TestLayout(t *testing.T) {
 		{s.Requests("acme"), "pfx:{acme}:reqs"},
 		{s.Usage("acme"), "pfx:{acme}:usage"},
 		{s.Imports(), "pfx:imports"},
+		{s.Credential("acme"), "pfx:{acme}:credential"},
+		{s.Portals(), "pfx:portals"},
+		{s.PortalsVersion(), "pfx:portals:version"},
+		{s.Active(), "pfx:active"},
+		{s.Workers(), "pfx:workers"},
 		{Space{}.Bucket("acme"), "b24q:{acme}:bucket"},
 	}
 	for _, tt := range tests {

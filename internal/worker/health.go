@@ -9,10 +9,6 @@ import (
 	"net/http"
 	"strings"
 	"time"
-
-	"github.com/hibiken/asynq"
-
-	"github.com/b24queue/b24queue/tasks"
 )
 
 // Health: the flag asynq's health checks keep, the start-up wait for Redis
@@ -117,24 +113,5 @@ func (w *Worker) waitRedis(ctx context.Context) error {
 		case <-t.C:
 		}
 		delay = min(delay*2, redisRetryMax)
-	}
-}
-
-// announceWait bounds waitAnnounced.
-const announceWait = 3 * time.Second
-
-// waitAnnounced waits, at most announceWait, until asynq's list of live
-// servers shows every portal of this worker as served (asynq writes it from
-// a goroutine after Start): producers that ask which portals are served
-// (tasks.ServedPortals, `enqueue`) then see them once "processing tasks"
-// is logged.
-func (w *Worker) waitAnnounced(ctx context.Context) {
-	names := make([]string, len(w.cfg.Portals))
-	for i, p := range w.cfg.Portals {
-		names[i] = p.Name
-	}
-	known := tasks.ServedPortals(asynq.NewInspectorFromRedisClient(w.rdb))
-	if !tasks.WaitServed(ctx, known, announceWait, names...) && ctx.Err() == nil {
-		w.logger.Warn("the servers did not show in asynq's server list in time; producers may not see this worker's portals yet")
 	}
 }

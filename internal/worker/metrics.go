@@ -15,7 +15,7 @@ import (
 // time, so it is the fleet's state, not this process's last view of it.
 type rateCollector struct {
 	lim     *limiter.Limiter
-	portals []string
+	portals func() []string // asked at each scrape: a worker's portals change
 	logger  *slog.Logger
 	desc    *prometheus.Desc
 	// down is b24q_portal_unavailable{portal,code}: 1 while the portal is
@@ -26,7 +26,7 @@ type rateCollector struct {
 // rateScrapeTimeout bounds the Redis reads of one scrape.
 const rateScrapeTimeout = time.Second
 
-func newRateCollector(lim *limiter.Limiter, portals []string, logger *slog.Logger) *rateCollector {
+func newRateCollector(lim *limiter.Limiter, portals func() []string, logger *slog.Logger) *rateCollector {
 	return &rateCollector{
 		lim: lim, portals: portals, logger: logger,
 		desc: prometheus.NewDesc("b24q_limiter_effective_rate",
@@ -45,7 +45,7 @@ func (c *rateCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc; ch 
 func (c *rateCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), rateScrapeTimeout)
 	defer cancel()
-	for _, p := range c.portals {
+	for _, p := range c.portals() {
 		r, err := c.lim.Rate(ctx, p)
 		if err != nil {
 			c.logger.Debug("read effective rate for /metrics", "portal", p, "err", err)

@@ -5,6 +5,7 @@ import (
 
 	"github.com/b24queue/b24queue/b24"
 	"github.com/b24queue/b24queue/internal/api"
+	"github.com/b24queue/b24queue/internal/fleet"
 	"github.com/b24queue/b24queue/internal/web"
 	"github.com/b24queue/b24queue/tasks"
 )
@@ -13,10 +14,11 @@ import (
 // the enqueue API at /v1/ and the pages for people (package web) at
 // /imports/ and /portals/: the imports, and the limiter's state of the
 // portals this worker serves.
-func (w *Worker) mountHTTP(imports *tasks.Imports, producer *asynq.Client, inspector *asynq.Inspector, portals []string) {
-	// The API refuses portals no live worker serves (this one's count at once).
+func (w *Worker) mountHTTP(imports *tasks.Imports, producer *asynq.Client, inspector *asynq.Inspector, prefix string) {
+	// The API refuses portals the fleet does not know (package fleet).
 	w.Mount("/v1/", api.New(imports, producer, w.logger,
-		api.WithInspector(inspector), api.WithKnownPortals(tasks.ServedPortals(inspector, portals...))))
+		api.WithInspector(inspector), api.WithKnownPortals(fleet.Known(w.rdb, prefix, w.ownPortals()...)),
+		api.WithPortals(fleet.NewAdmin(w.rdb, prefix, w.cfg.PortalReplicas, w.cfg.InsecureHTTPHosts))))
 	perRequest := b24.MaxBatch
 	if !w.cfg.Batch {
 		perRequest = 1
@@ -24,7 +26,7 @@ func (w *Worker) mountHTTP(imports *tasks.Imports, producer *asynq.Client, inspe
 	pages := web.New(web.Config{
 		Imports:         imports,
 		Limiter:         w.limiter,
-		Portals:         func() []string { return portals },
+		Portals:         w.watched,
 		ItemsPerRequest: perRequest,
 		MonitorPath:     "/monitoring",
 		APIPath:         "/v1",

@@ -14,6 +14,7 @@ import (
 
 	"github.com/b24queue/b24queue/b24/b24test"
 	"github.com/b24queue/b24queue/internal/config"
+	"github.com/b24queue/b24queue/internal/fleet"
 	"github.com/b24queue/b24queue/tasks"
 )
 
@@ -132,7 +133,7 @@ func TestPortalsServedOnceProcessing(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	names, err := tasks.ServedPortals(b.insp)(context.Background())
+	names, err := fleet.Known(requireRedis(t), b.prefix)(context.Background())
 	if err != nil || !slices.Contains(names, b.portal) {
 		t.Errorf("served portals %q (%v) lack %s right after \"processing tasks\"", names, err, b.portal)
 	}

@@ -1,6 +1,7 @@
 // Package worker is the runtime of the worker command: it turns a validated
-// config.Worker into an asynq server processing the tasks package's
-// handlers for every configured portal, plus the HTTP side port (health,
+// config.Worker into asynq servers processing the tasks package's handlers,
+// one for each portal that has work and that this worker owns (see
+// coordinator.go: idle portals cost nothing), plus the HTTP side port (health,
 // Prometheus metrics, the embedded asynqmon dashboard and whatever else is
 // mounted, such as the enqueue API), and runs them until its context ends.
 //
@@ -38,6 +39,7 @@ import (
 
 	"github.com/b24queue/b24queue/b24"
 	"github.com/b24queue/b24queue/internal/config"
+	"github.com/b24queue/b24queue/internal/fleet"
 	"github.com/b24queue/b24queue/internal/keys"
 	"github.com/b24queue/b24queue/limiter"
 	"github.com/b24queue/b24queue/tasks"
@@ -92,14 +94,14 @@ type Worker struct {
 	logger  *slog.Logger
 	rdb     redis.UniversalClient
 	limiter *limiter.Limiter
-	tokens  *TokenStore
-	portals []*tasks.Portal
+	tokens  *fleet.TokenStore
+	metrics *tasks.Metrics
 	handler *tasks.Handler
 	queues  map[string]int
+	coord   *coordinator
 
 	registry       *prometheus.Registry
 	metricsHandler http.Handler
-	servers        []*asynq.Server // one per portal
 	monitor        *asynqmon.HTTPHandler
 	mux            *http.ServeMux
 	secrets        []string
@@ -146,7 +148,7 @@ func New(cfg config.Worker, logger *slog.Logger, opts ...Option) (*Worker, error
 		logger:   logger,
 		rdb:      rdb,
 		limiter:  limiter.New(rdb, limitsOf(cfg.Defaults), limiter.WithPrefix(o.prefix), limiter.WithLogger(logger)),
-		tokens:   NewTokenStore(rdb, o.prefix),
+		tokens:   fleet.NewTokenStore(rdb, o.prefix),
 		queues:   make(map[string]int, len(cfg.Portals)),
 		registry: prometheus.NewRegistry(),
 		mux:      http.NewServeMux(),
@@ -163,7 +165,7 @@ func New(cfg config.Worker, logger *slog.Logger, opts ...Option) (*Worker, error
 // check re-validates the safety-relevant parts of cfg.
 func check(cfg config.Worker) error {
 	var problems []string
-	if len(cfg.Portals) == 0 {
+	if len(cfg.Portals) == 0 && !cfg.RegisteredOnly {
 		problems = append(problems, "no portal configured")
 	}
 	if (cfg.MonitorUser == "") != (cfg.MonitorPassword == "") {
@@ -226,7 +228,11 @@ func (w *Worker) build(connOpt asynq.RedisConnOpt, o options) error {
 	if err != nil {
 		return fmt.Errorf("worker: register metrics: %w", err)
 	}
-	names := make([]string, 0, len(w.cfg.Portals))
+	w.metrics = m
+	// The clients of the configured portals are built now, so that a bad
+	// one stops the worker at start; registered portals' clients are built
+	// when the coordinator first runs their queue.
+	portals := make([]*tasks.Portal, 0, len(w.cfg.Portals))
 	for _, p := range w.cfg.Portals {
 		var store b24.TokenStore
 		if p.OAuth != nil {
@@ -236,13 +242,12 @@ func (w *Worker) build(connOpt asynq.RedisConnOpt, o options) error {
 		if err != nil {
 			return fmt.Errorf("worker: %w", err)
 		}
-		w.portals = append(w.portals, tp)
+		portals = append(portals, tp)
 		w.queues[tasks.QueueName(p.Name)] = 1
-		names = append(names, p.Name)
 	}
 	inspector := asynq.NewInspectorFromRedisClient(w.rdb)
 	hc := tasks.HandlerConfig{
-		Portals:   w.portals,
+		Portals:   portals,
 		Claims:    tasks.NewClaims(w.rdb, o.prefix, claimsOptions(w.cfg)...),
 		Logger:    w.logger,
 		Metrics:   m,
@@ -267,7 +272,7 @@ func (w *Worker) build(connOpt asynq.RedisConnOpt, o options) error {
 
 	for _, c := range []prometheus.Collector{
 		asynqmetrics.NewQueueMetricsCollector(inspector),
-		newRateCollector(w.limiter, names, w.logger),
+		newRateCollector(w.limiter, w.watched, w.logger),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	} {
@@ -280,30 +285,8 @@ func (w *Worker) build(connOpt asynq.RedisConnOpt, o options) error {
 		ErrorHandling: promhttp.ContinueOnError,
 	})
 
-	// One asynq server per portal, each with its own Concurrency: a task
-	// sleeping for its portal's next request slot holds a slot of its own
-	// portal's server only, so a slow or blocked portal never takes the
-	// workers another portal's tasks need (no head-of-line blocking across
-	// portals). Blocked methods are parked, not slept on (tasks/errors.go).
-	// Every server aggregates grouped import items into batch requests
-	// (B24_BATCH=0 makes batches of one: plain calls, for debugging).
-	batch := tasks.BatchServerConfig(w.cfg.Batch)
-	for _, p := range w.cfg.Portals {
-		cfg := asynq.Config{
-			Concurrency:              w.cfg.Concurrency,
-			Queues:                   map[string]int{tasks.QueueName(p.Name): 1},
-			RetryDelayFunc:           tasks.RetryDelay,
-			IsFailure:                tasks.IsFailure,
-			ShutdownTimeout:          w.cfg.ShutdownTimeout,
-			Logger:                   newAsynqLogger(w.logger.With("portal", p.Name)),
-			LogLevel:                 asynqLevel(w.cfg.Level()),
-			DelayedTaskCheckInterval: DelayedTaskCheckInterval,
-			HealthCheckFunc:          w.healthChecked,
-			BaseContext:              func() context.Context { return w.base },
-		}
-		batch.Apply(&cfg)
-		w.servers = append(w.servers, asynq.NewServerFromRedisClient(w.rdb, cfg))
-	}
+	w.coord = newCoordinator(w, o.prefix)
+	w.coord.mux = w.track(w.handler.BatchMux())
 	w.monitor = asynqmon.New(asynqmon.Options{
 		RootPath:         "/monitoring",
 		RedisConnOpt:     connOpt,
@@ -314,12 +297,56 @@ func (w *Worker) build(connOpt asynq.RedisConnOpt, o options) error {
 		ReadOnly: w.cfg.MonitorUser == "",
 	})
 	w.routes()
-	w.mountHTTP(imports, producer, inspector, names)
+	w.mountHTTP(imports, producer, inspector, o.prefix)
 	return nil
 }
 
-// Queues returns the asynq queues this worker serves, one per portal, each
-// with weight 1. The map is a copy.
+// serverConfig is the asynq configuration of portal's server. Each portal
+// has a server of its own, with its own Concurrency: a task sleeping for
+// its portal's next request slot holds a slot of its own portal's server
+// only, so a slow or blocked portal never takes the workers another
+// portal's tasks need (no head-of-line blocking across portals). Blocked
+// methods are parked, not slept on (tasks/errors.go). Every server
+// aggregates grouped import items into batch requests (B24_BATCH=0 makes
+// batches of one: plain calls, for debugging).
+func (w *Worker) serverConfig(portal string) asynq.Config {
+	cfg := asynq.Config{
+		Concurrency:              w.cfg.Concurrency,
+		Queues:                   map[string]int{tasks.QueueName(portal): 1},
+		RetryDelayFunc:           tasks.RetryDelay,
+		IsFailure:                tasks.IsFailure,
+		ShutdownTimeout:          w.cfg.ShutdownTimeout,
+		Logger:                   newAsynqLogger(w.logger.With("portal", portal)),
+		LogLevel:                 asynqLevel(w.cfg.Level()),
+		DelayedTaskCheckInterval: DelayedTaskCheckInterval,
+		HealthCheckFunc:          w.healthChecked,
+		BaseContext:              func() context.Context { return w.base },
+	}
+	tasks.BatchServerConfig(w.cfg.Batch).Apply(&cfg)
+	return cfg
+}
+
+// ownPortals returns the names of the portals of this worker's
+// configuration, sorted.
+func (w *Worker) ownPortals() []string {
+	names := make([]string, 0, len(w.cfg.Portals))
+	for _, p := range w.cfg.Portals {
+		names = append(names, p.Name)
+	}
+	return names
+}
+
+// watched returns the portals this worker shows (metrics, the portals
+// page): those of its configuration and those whose queue it runs now.
+func (w *Worker) watched() []string {
+	names := append(w.ownPortals(), w.coord.Held()...)
+	slices.Sort(names)
+	return slices.Compact(names)
+}
+
+// Queues returns the asynq queues of the portals of this worker's
+// configuration, each with weight 1 (it runs each while it has work and
+// this worker owns it; registered portals come on top). The map is a copy.
 func (w *Worker) Queues() map[string]int {
 	out := make(map[string]int, len(w.queues))
 	for q, n := range w.queues {
@@ -369,36 +396,39 @@ func (w *Worker) Run(ctx context.Context) error {
 		names[i] = p.Name
 	}
 	w.logger.Info("worker starting",
-		"portals", names, "queues", queues, "concurrency", w.cfg.Concurrency,
+		"portals", names, "queues", queues, "registered_portals", true, "portal_replicas", w.cfg.PortalReplicas,
+		"concurrency", w.cfg.Concurrency,
 		"listen", w.cfg.Listen, "addr", addrString(w.Addr()), "redis", w.cfg.Redis.String(),
 		"shutdown_timeout", w.cfg.ShutdownTimeout.String(), "dashboard_auth", w.cfg.MonitorUser != "")
 
 	var runErr error
 	if err := w.waitRedis(ctx); err == nil {
-		if err := w.startServers(); err != nil {
-			runErr = err
-		} else {
-			w.waitAnnounced(ctx)
-			w.logger.Info("processing tasks")
-			select {
-			case <-ctx.Done():
-			case err := <-httpDone:
-				runErr = fmt.Errorf("worker: side port stopped: %w", err)
-				httpDone = nil
-			}
-			w.logger.Info("worker stopping: no new tasks; waiting for running ones", "shutdown_timeout", w.cfg.ShutdownTimeout.String())
-			start := time.Now()
-			w.stopServers()
-			// asynq has put the tasks still running back in their queues but
-			// does not stop them: cancel them now so no call outlives Run
-			// (a create that still lands is adopted by the next attempt's
-			// lookup, see tasks.Claims), and let them unwind briefly.
-			w.cancelBase()
-			if !waitGroup(&w.inflight, abandonedGrace) {
-				w.logger.Warn("tasks still running after shutdown; their outcome is left to the next attempt")
-			}
-			w.logger.Info("task processing stopped", "waited_ms", time.Since(start).Milliseconds())
+		// The coordinator's first tick joins the fleet (producers see this
+		// worker's portals from then on) and starts the queues with work.
+		coordCtx, stopCoord := context.WithCancel(context.Background())
+		started, coordDone := make(chan struct{}), make(chan struct{})
+		go func() { defer close(coordDone); w.coord.run(coordCtx, started) }()
+		<-started
+		w.logger.Info("processing tasks")
+		select {
+		case <-ctx.Done():
+		case err := <-httpDone:
+			runErr = fmt.Errorf("worker: side port stopped: %w", err)
+			httpDone = nil
 		}
+		w.logger.Info("worker stopping: no new tasks; waiting for running ones", "shutdown_timeout", w.cfg.ShutdownTimeout.String())
+		start := time.Now()
+		stopCoord()
+		<-coordDone
+		// asynq has put the tasks still running back in their queues but
+		// does not stop them: cancel them now so no call outlives Run
+		// (a create that still lands is adopted by the next attempt's
+		// lookup, see tasks.Claims), and let them unwind briefly.
+		w.cancelBase()
+		if !waitGroup(&w.inflight, abandonedGrace) {
+			w.logger.Warn("tasks still running after shutdown; their outcome is left to the next attempt")
+		}
+		w.logger.Info("task processing stopped", "waited_ms", time.Since(start).Milliseconds())
 	}
 
 	if httpSrv != nil {
@@ -420,33 +450,6 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.logger.Info("worker stopped")
 	}
 	return runErr
-}
-
-// startServers starts every portal's asynq server, or none.
-func (w *Worker) startServers() error {
-	mux := w.track(w.handler.BatchMux())
-	for i, srv := range w.servers {
-		if err := srv.Start(mux); err != nil {
-			for _, started := range w.servers[:i] {
-				started.Shutdown()
-			}
-			return fmt.Errorf("worker: start asynq server of portal %q: %w", w.cfg.Portals[i].Name, err)
-		}
-	}
-	return nil
-}
-
-// stopServers stops fetching on every server at once, then shuts them down
-// in parallel so the whole stop takes at most one ShutdownTimeout.
-func (w *Worker) stopServers() {
-	for _, srv := range w.servers {
-		srv.Stop()
-	}
-	var wg sync.WaitGroup
-	for _, srv := range w.servers {
-		wg.Go(srv.Shutdown)
-	}
-	wg.Wait()
 }
 
 // track counts task runs in w.inflight.

@@ -1,4 +1,4 @@
-package worker
+package fleet
 
 import (
 	"context"
@@ -83,3 +83,59 @@ func (s *TokenStore) Save(ctx context.Context, key string, t b24.Token) error {
 }
 
 var _ b24.TokenStore = (*TokenStore)(nil)
+
+// Credential is how a portal registered at run time is reached: its
+// webhook URL, or its OAuth application (the token pair lives apart, under
+// Key, because every refresh replaces it). Secrets: it is stored only under
+// CredentialKey and never leaves a worker.
+type Credential struct {
+	WebhookURL    string `json:"webhook_url,omitempty"`
+	PortalURL     string `json:"portal_url,omitempty"`
+	ClientID      string `json:"client_id,omitempty"`
+	ClientSecret  string `json:"client_secret,omitempty"`
+	TokenEndpoint string `json:"token_endpoint,omitempty"`
+}
+
+// CredentialKey returns the Redis key of a registered portal's credential.
+func (s *TokenStore) CredentialKey(portal string) string { return s.keys.Credential(portal) }
+
+// SaveCredential stores c as portal's credential, without expiry: a
+// registered portal keeps it until it is removed.
+func (s *TokenStore) SaveCredential(ctx context.Context, portal string, c Credential) error {
+	data, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("save the credential of %q: encode: %w", portal, err)
+	}
+	if err := s.rdb.Set(ctx, s.CredentialKey(portal), data, 0).Err(); err != nil {
+		return fmt.Errorf("save the credential of %q: %w", portal, err)
+	}
+	return nil
+}
+
+// LoadCredential returns portal's credential; ok is false when none is
+// stored. A value that does not decode is an error (without the value).
+func (s *TokenStore) LoadCredential(ctx context.Context, portal string) (Credential, bool, error) {
+	data, err := s.rdb.Get(ctx, s.CredentialKey(portal)).Bytes()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return Credential{}, false, nil
+	case err != nil:
+		return Credential{}, false, fmt.Errorf("load the credential of %q: %w", portal, err)
+	}
+	var c Credential
+	if err := json.Unmarshal(data, &c); err != nil {
+		return Credential{}, false, fmt.Errorf("load the credential of %q: stored value is not a credential", portal)
+	}
+	return c, true, nil
+}
+
+// Forget deletes portal's credential and token pair.
+func (s *TokenStore) Forget(ctx context.Context, portal string) error {
+	if err := s.rdb.Del(ctx, s.CredentialKey(portal)).Err(); err != nil {
+		return fmt.Errorf("forget the credential of %q: %w", portal, err)
+	}
+	if err := s.rdb.Del(ctx, s.Key(portal)).Err(); err != nil {
+		return fmt.Errorf("forget the token pair of %q: %w", portal, err)
+	}
+	return nil
+}

@@ -1,0 +1,71 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/b24queue/b24queue/tasks"
+)
+
+// RegistrationHelp describes the body of a portal registration (POST
+// /v1/portals, enqueue portal add): one entry of B24_PORTALS_FILE as JSON.
+const RegistrationHelp = `A portal registration is one B24_PORTALS_FILE entry as JSON (or YAML), with
+the portal's "name" in it or given apart (enqueue portal add NAME): exactly one of
+webhook_url or oauth (portal_url, client_id, client_secret, access_token,
+refresh_token, optional token_endpoint: what the app's install event
+delivers), and optional rate, burst, operating_limit, operating_window
+(unset ones: the workers' B24_RATE etc.). Values are sent as they are:
+${NAME} references belong to the portals file only.`
+
+// ParsePortal validates a portal registration named name (see
+// RegistrationHelp) by the rules of the portals file, with def for the
+// limits it leaves unset and httpHosts as B24_INSECURE_HTTP_HOSTS. A
+// problem returns a *UsageError listing every one, without any secret of
+// data.
+func ParsePortal(name string, data []byte, def Limits, httpHosts []string) (Portal, error) {
+	p := &problems{httpHosts: httpHosts}
+	var reg struct {
+		Name       string `yaml:"name"`
+		filePortal `yaml:",inline"`
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	err := dec.Decode(&reg)
+	switch {
+	case name == "":
+		name = reg.Name
+	case reg.Name != "" && reg.Name != name:
+		p.addf("portal %s: the body names another portal, %q", name, reg.Name)
+	}
+	field := "portal " + name
+	if !tasks.ValidPortalName(name) {
+		p.addf("%s: portal name %q must match %s", field, name, tasks.PortalNamePattern)
+	}
+	fp := reg.filePortal
+	switch {
+	case errors.Is(err, io.EOF):
+		p.addf("%s: the body is empty; it needs webhook_url or oauth", field)
+	case err != nil:
+		msg := strings.TrimPrefix(strings.TrimPrefix(err.Error(), "yaml: "), "unmarshal errors:\n")
+		for _, line := range strings.Split(msg, "\n") {
+			line = yamlTypeRE.ReplaceAllString(yamlValueRE.ReplaceAllString(strings.TrimSpace(line), ""), "")
+			if line != "" {
+				p.addf("%s: %s", field, line)
+			}
+		}
+	case envRefRE.Match(data):
+		p.addf("%s: ${NAME} references are for B24_PORTALS_FILE only; send the value itself", field)
+	default:
+		noEnv := func(string) string { return "" }
+		pt := filePortalToPortal(name, field, &fp, def, noEnv, p)
+		if err := p.err(); err != nil {
+			return Portal{}, err
+		}
+		return pt, nil
+	}
+	return Portal{}, p.err()
+}

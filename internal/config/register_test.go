@@ -1,0 +1,61 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+// A registration is validated by the portals file's rules, names the
+// problem, and never shows a secret.
+func TestParsePortal(t *testing.T) {
+	t.Parallel()
+	const secret = "regs3cr3tc0de"
+	def := Limits{}
+	tests := []struct {
+		name, arg, body string
+		want            []string // problems; none: valid
+	}{
+		{"webhook", "acme", `{"webhook_url": "https://acme.bitrix24.ru/rest/1/` + secret + `/", "rate": 5}`, nil},
+		{"name in body", "", `{"name": "acme", "webhook_url": "https://acme.bitrix24.ru/rest/1/` + secret + `/"}`, nil},
+		{"oauth", "beta", `{"oauth": {"portal_url": "https://beta.bitrix24.de", "client_id": "app.1", "client_secret": "` + secret + `", "access_token": "a", "refresh_token": "r"}}`, nil},
+		{"two names", "acme", `{"name": "other", "webhook_url": "https://acme.bitrix24.ru/rest/1/` + secret + `/"}`, []string{`names another portal, "other"`}},
+		{"bad name", "Acme!", `{"webhook_url": "https://acme.bitrix24.ru/rest/1/` + secret + `/"}`, []string{`portal name "Acme!" must match`}},
+		{"no name", "", `{"webhook_url": "https://acme.bitrix24.ru/rest/1/` + secret + `/"}`, []string{`portal name "" must match`}},
+		{"empty", "acme", ``, []string{"the body is empty"}},
+		{"both", "acme", `{"webhook_url": "https://acme.bitrix24.ru/rest/1/` + secret + `/", "oauth": {"client_id": "x"}}`, []string{"exactly one of webhook_url and oauth"}},
+		{"unknown field", "acme", `{"webhook": "https://acme.bitrix24.ru/rest/1/` + secret + `/"}`, []string{`field webhook not found`}},
+		{"plain http", "acme", `{"webhook_url": "http://acme.bitrix24.ru/rest/1/` + secret + `/"}`, []string{"https"}},
+		{"bare secret", "acme", `{"webhook_url": "` + secret + `"}`, []string{"not shown"}},
+		{"env reference", "acme", `{"webhook_url": "${ACME_HOOK}"}`, []string{"B24_PORTALS_FILE only"}},
+		{"bad limit", "acme", `{"webhook_url": "https://acme.bitrix24.ru/rest/1/` + secret + `/", "burst": 0}`, []string{"burst"}},
+		{"wrong type", "acme", `{"webhook_url": "https://acme.bitrix24.ru/rest/1/` + secret + `/", "rate": "` + secret + `"}`, []string{"cannot unmarshal"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := ParsePortal(tt.arg, []byte(tt.body), def, nil)
+			if tt.want == nil {
+				if err != nil {
+					t.Fatalf("ParsePortal: %v", err)
+				}
+				if p.Name == "" || (p.WebhookURL == "") == (p.OAuth == nil) {
+					t.Fatalf("ParsePortal = %+v", p)
+				}
+				return
+			}
+			var ue *UsageError
+			if !errors.As(err, &ue) {
+				t.Fatalf("err = %v, want *UsageError", err)
+			}
+			msg := ue.Error()
+			for _, w := range tt.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("problems %q lack %q", msg, w)
+				}
+			}
+			if strings.Contains(msg, secret) {
+				t.Errorf("problems show the secret: %q", msg)
+			}
+		})
+	}
+}

@@ -1,0 +1,253 @@
+// Package fleet lets one fleet of workers serve thousands of portals:
+//
+//   - the Registry of portals registered at run time (POST /v1/portals,
+//     enqueue portal add), besides those of each worker's configuration;
+//     their secrets live only in the TokenStore's keys of that portal;
+//   - the Members of the fleet: every worker writes a heartbeat with the
+//     portals of its own configuration, so producers know which portals
+//     exist (Known) and workers know who else is alive;
+//   - Owners: which live workers run the queue of a portal that has work
+//     (rendezvous hashing, WORKER_PORTAL_REPLICAS of them), so that no
+//     process holds every portal and a dead worker's portals move to the
+//     others once its heartbeat expires.
+//
+// Which portals have work is tasks.Activity; the worker's coordinator
+// (internal/worker) puts the three together.
+package fleet
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/b24queue/b24queue/b24"
+	"github.com/b24queue/b24queue/internal/config"
+	"github.com/b24queue/b24queue/internal/keys"
+)
+
+// Auth kinds of a Record.
+const (
+	AuthWebhook = "webhook"
+	AuthOAuth   = "oauth"
+)
+
+// Record is what the fleet tells about a registered portal: never a secret.
+type Record struct {
+	Name string `json:"name"`
+	// Auth is AuthWebhook or AuthOAuth.
+	Auth string `json:"auth"`
+	// Host is the portal's host name (from its webhook or portal URL).
+	Host string `json:"host"`
+	// The portal's limits, durations as Go durations ("480s").
+	Rate            float64 `json:"rate"`
+	Burst           int     `json:"burst"`
+	OperatingLimit  string  `json:"operating_limit"`
+	OperatingWindow string  `json:"operating_window"`
+	// RegisteredAt is when it was last registered (or registered again).
+	RegisteredAt time.Time `json:"registered_at"`
+	// Revision is the registry's version at that registration: workers
+	// that hold the portal rebuild its client when it changes.
+	Revision int64 `json:"revision"`
+}
+
+// Limits returns the record's limits.
+func (r Record) Limits() config.Limits {
+	lim, _ := time.ParseDuration(r.OperatingLimit)
+	win, _ := time.ParseDuration(r.OperatingWindow)
+	return config.Limits{Rate: r.Rate, Burst: r.Burst, OperatingLimit: lim, OperatingWindow: win}
+}
+
+// ErrNotRegistered is returned for a portal the registry does not hold.
+var ErrNotRegistered = errors.New("portal is not registered")
+
+// Registry is the fleet's list of portals registered at run time, in Redis
+// (keys.Portals, keys.PortalsVersion) with their secrets in the TokenStore.
+// It is safe for concurrent use.
+type Registry struct {
+	rdb    redis.UniversalClient
+	keys   keys.Space
+	tokens *TokenStore
+}
+
+// NewRegistry returns the registry under prefix ("" means the default).
+func NewRegistry(rdb redis.UniversalClient, prefix string) *Registry {
+	return &Registry{rdb: rdb, keys: keys.New(prefix), tokens: NewTokenStore(rdb, prefix)}
+}
+
+// Tokens returns the token store the registry keeps the secrets in.
+func (r *Registry) Tokens() *TokenStore { return r.tokens }
+
+// Add registers p (as config.ParsePortal returned it), or replaces the
+// registration of that name: new credentials, tokens or limits. The secrets
+// go to the TokenStore only (an OAuth portal's tokens replace any stored
+// pair: they are what the install event just delivered). It returns the
+// public record and whether the name was new.
+func (r *Registry) Add(ctx context.Context, p config.Portal) (Record, bool, error) {
+	rec := Record{Name: p.Name, Rate: p.Limits.Rate, Burst: p.Limits.Burst,
+		OperatingLimit: p.Limits.OperatingLimit.String(), OperatingWindow: p.Limits.OperatingWindow.String(),
+		RegisteredAt: time.Now().UTC().Truncate(time.Second)}
+	var cred Credential
+	if p.OAuth != nil {
+		rec.Auth, rec.Host = AuthOAuth, hostOf(p.OAuth.PortalURL)
+		cred = Credential{PortalURL: p.OAuth.PortalURL, ClientID: p.OAuth.ClientID,
+			ClientSecret: p.OAuth.ClientSecret, TokenEndpoint: p.OAuth.TokenEndpoint}
+	} else {
+		rec.Auth, rec.Host = AuthWebhook, hostOf(p.WebhookURL)
+		cred = Credential{WebhookURL: p.WebhookURL}
+	}
+	if err := r.tokens.SaveCredential(ctx, p.Name, cred); err != nil {
+		return Record{}, false, err
+	}
+	if p.OAuth != nil {
+		tok := b24.Token{AccessToken: p.OAuth.AccessToken, RefreshToken: p.OAuth.RefreshToken}
+		if err := r.tokens.Save(ctx, p.Name, tok); err != nil {
+			return Record{}, false, err
+		}
+	}
+	rev, err := r.rdb.Incr(ctx, r.keys.PortalsVersion()).Result()
+	if err != nil {
+		return Record{}, false, fmt.Errorf("register portal %s: %w", p.Name, err)
+	}
+	rec.Revision = rev
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return Record{}, false, fmt.Errorf("register portal %s: %w", p.Name, err)
+	}
+	n, err := r.rdb.HSet(ctx, r.keys.Portals(), p.Name, data).Result()
+	if err != nil {
+		return Record{}, false, fmt.Errorf("register portal %s: %w", p.Name, err)
+	}
+	return rec, n == 1, nil
+}
+
+// Get returns the record of portal name; ok is false when it is not
+// registered.
+func (r *Registry) Get(ctx context.Context, name string) (Record, bool, error) {
+	data, err := r.rdb.HGet(ctx, r.keys.Portals(), name).Bytes()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return Record{}, false, nil
+	case err != nil:
+		return Record{}, false, fmt.Errorf("read portal %s: %w", name, err)
+	}
+	rec, err := decodeRecord(name, data)
+	return rec, err == nil, err
+}
+
+// List returns every registered portal, sorted by name.
+func (r *Registry) List(ctx context.Context) ([]Record, error) {
+	m, err := r.rdb.HGetAll(ctx, r.keys.Portals()).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list registered portals: %w", err)
+	}
+	out := make([]Record, 0, len(m))
+	for name, data := range m {
+		rec, err := decodeRecord(name, []byte(data))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rec)
+	}
+	slices.SortFunc(out, func(a, b Record) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// Names returns the names of the registered portals (unsorted).
+func (r *Registry) Names(ctx context.Context) ([]string, error) {
+	names, err := r.rdb.HKeys(ctx, r.keys.Portals()).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list registered portals: %w", err)
+	}
+	return names, nil
+}
+
+// Version returns the registry's change counter (0 before any change).
+func (r *Registry) Version(ctx context.Context) (int64, error) {
+	v, err := r.rdb.Get(ctx, r.keys.PortalsVersion()).Int64()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return 0, fmt.Errorf("read the registry version: %w", err)
+	}
+	return v, nil
+}
+
+// Revisions returns every registered portal's revision by name: what a
+// worker compares to rebuild the clients of changed portals.
+func (r *Registry) Revisions(ctx context.Context) (map[string]int64, error) {
+	recs, err := r.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]int64, len(recs))
+	for _, rec := range recs {
+		out[rec.Name] = rec.Revision
+	}
+	return out, nil
+}
+
+// Remove forgets portal name: its record, credential and tokens. Workers
+// stop running its queue within a second or two (see the coordinator).
+func (r *Registry) Remove(ctx context.Context, name string) error {
+	n, err := r.rdb.HDel(ctx, r.keys.Portals(), name).Result()
+	if err != nil {
+		return fmt.Errorf("remove portal %s: %w", name, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("remove portal %s: %w", name, ErrNotRegistered)
+	}
+	if err := r.rdb.Incr(ctx, r.keys.PortalsVersion()).Err(); err != nil {
+		return fmt.Errorf("remove portal %s: %w", name, err)
+	}
+	return r.tokens.Forget(ctx, name)
+}
+
+// Load returns the configuration a worker serves registered portal name
+// with: the record's limits and the stored credential. An OAuth portal's
+// tokens are not in it: its client loads them from the TokenStore.
+func (r *Registry) Load(ctx context.Context, name string) (config.Portal, Record, error) {
+	rec, ok, err := r.Get(ctx, name)
+	if err != nil {
+		return config.Portal{}, Record{}, err
+	}
+	if !ok {
+		return config.Portal{}, Record{}, fmt.Errorf("load portal %s: %w", name, ErrNotRegistered)
+	}
+	cred, ok, err := r.tokens.LoadCredential(ctx, name)
+	if err != nil {
+		return config.Portal{}, Record{}, err
+	}
+	if !ok {
+		return config.Portal{}, Record{}, fmt.Errorf("load portal %s: its credential is missing from the token store", name)
+	}
+	p := config.Portal{Name: name, Limits: rec.Limits(), WebhookURL: cred.WebhookURL}
+	if rec.Auth == AuthOAuth {
+		p.WebhookURL = ""
+		p.OAuth = &config.OAuth{PortalURL: cred.PortalURL, ClientID: cred.ClientID,
+			ClientSecret: cred.ClientSecret, TokenEndpoint: cred.TokenEndpoint}
+	}
+	return p, rec, nil
+}
+
+func decodeRecord(name string, data []byte) (Record, error) {
+	var rec Record
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return Record{}, fmt.Errorf("read portal %s: the stored record does not decode", name)
+	}
+	rec.Name = name
+	return rec, nil
+}
+
+// hostOf returns the host of a URL, without user info or port.
+func hostOf(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return u.Hostname()
+}
