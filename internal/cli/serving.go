@@ -30,11 +30,14 @@ func (e *env) served(ctx context.Context, conn *connection) ([]string, error) {
 // producer returns a Producer on conn that refuses a portal missing from
 // served while served is not empty, unless the App accepts any portal.
 func (e *env) producer(conn *connection, im *tasks.Imports, served []string) *tasks.Producer {
-	if e.app.AnyPortal {
-		return tasks.NewProducer(conn.client, im)
+	// Marks the portal active after each enqueue, so the fleet starts on
+	// it at once (tasks.Activity).
+	opts := []tasks.ProducerOption{tasks.WithActivity(tasks.NewActivity(conn.rdb, e.app.Prefix))}
+	if !e.app.AnyPortal {
+		known := func(context.Context) ([]string, error) { return served, nil }
+		opts = append(opts, tasks.WithKnownPortals(known))
 	}
-	known := func(context.Context) ([]string, error) { return served, nil }
-	return tasks.NewProducer(conn.client, im, tasks.WithKnownPortals(known))
+	return tasks.NewProducer(conn.client, im, opts...)
 }
 
 // NotServed is what the command says when no live worker serves portal.

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -83,12 +84,33 @@ const (
 // Cluster clients retry a command through a failover (see
 // FailoverMaxRetries); a single node keeps go-redis's defaults. The caller
 // closes it. It does not connect; the first command does.
+// PoolSize bounds the pooled Redis connections of one process (per node
+// with Cluster), instead of go-redis's 10 per CPU, and pipelines share that
+// pool (no second pool of 10 for them): commands are short, and a worker
+// adds one subscription connection per portal queue it runs, so a process
+// stays near 20 connections whatever the machine (see docs/scaling.md).
+const PoolSize = 10
+
 func (r Redis) UniversalClient() (redis.UniversalClient, error) {
 	opt, err := r.ConnOpt()
 	if err != nil {
 		return nil, err
 	}
 	switch o := opt.(type) {
+	case asynq.RedisClientOpt:
+		return redis.NewClient(&redis.Options{
+			Network:          o.Network,
+			Addr:             o.Addr,
+			Username:         o.Username,
+			Password:         o.Password,
+			DB:               o.DB,
+			DialTimeout:      o.DialTimeout,
+			ReadTimeout:      o.ReadTimeout,
+			WriteTimeout:     o.WriteTimeout,
+			PoolSize:         cmp.Or(o.PoolSize, PoolSize),
+			PipelinePoolSize: -1,
+			TLSConfig:        o.TLSConfig,
+		}), nil
 	case asynq.RedisFailoverClientOpt:
 		return redis.NewFailoverClient(&redis.FailoverOptions{
 			MasterName:       o.MasterName,
@@ -101,7 +123,8 @@ func (r Redis) UniversalClient() (redis.UniversalClient, error) {
 			DialTimeout:      o.DialTimeout,
 			ReadTimeout:      o.ReadTimeout,
 			WriteTimeout:     o.WriteTimeout,
-			PoolSize:         o.PoolSize,
+			PoolSize:         cmp.Or(o.PoolSize, PoolSize),
+			PipelinePoolSize: -1,
 			TLSConfig:        o.TLSConfig,
 			MaxRetries:       FailoverMaxRetries,
 			MinRetryBackoff:  FailoverMinRetryBackoff,
@@ -115,6 +138,7 @@ func (r Redis) UniversalClient() (redis.UniversalClient, error) {
 			DialTimeout:     o.DialTimeout,
 			ReadTimeout:     o.ReadTimeout,
 			WriteTimeout:    o.WriteTimeout,
+			PoolSize:        PoolSize,
 			TLSConfig:       o.TLSConfig,
 			MaxRedirects:    FailoverMaxRetries,
 			MinRetryBackoff: FailoverMinRetryBackoff,

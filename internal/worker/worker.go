@@ -273,6 +273,9 @@ func (w *Worker) build(connOpt asynq.RedisConnOpt, o options) error {
 	for _, c := range []prometheus.Collector{
 		asynqmetrics.NewQueueMetricsCollector(inspector),
 		newRateCollector(w.limiter, w.watched, w.logger),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "b24q_portals_held",
+			Help: "Portal queues this worker runs now: portals with work that it owns (the others cost it nothing)."},
+			func() float64 { return float64(len(w.coord.Held())) }),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	} {
