@@ -19,7 +19,7 @@ import (
 	"github.com/b24queue/b24queue/internal/fleet"
 )
 
-// TestScaleFleetThousandsOfPortals is issue 19's benchmark: 10,000
+// TestScaleFleetThousandsOfPortals is issue 19's benchmark: 10 and 10,000
 // registered portals, 3 worker processes that serve only registered
 // portals. Idle, the whole fleet costs Redis at most 100 commands per
 // second; each process holds at most 20 Redis connections and under 100 MB;
@@ -27,11 +27,16 @@ import (
 // portals import at once, each exactly once. Its figures are in
 // docs/scaling.md.
 func TestScaleFleetThousandsOfPortals(t *testing.T) {
+	for _, n := range []int{10, 10_000} {
+		t.Run(fmt.Sprintf("%d portals", n), func(t *testing.T) { scaleFleet(t, n) })
+	}
+}
+
+func scaleFleet(t *testing.T, registered int) {
 	const (
-		registered = 10_000
-		busy       = 10
-		workers    = 3
-		perImport  = 20
+		busy      = 10
+		workers   = 3
+		perImport = 20
 	)
 	r := startRedis(t)
 	s := startSim(t, "--rate", "200", "--burst", "200")
@@ -246,3 +251,74 @@ func hasDepartment(t *testing.T, s *simProc, name string) bool {
 	return false
 }
 
+// TestFleetHandsOverADeadWorkersPortal: with one owner per portal
+// (WORKER_PORTAL_REPLICAS=1), the worker running a registered portal's
+// import is killed (SIGKILL, no goodbye); another worker takes the portal
+// over once the dead one's heartbeat expires, and the import finishes with
+// every department exactly once.
+func TestFleetHandsOverADeadWorkersPortal(t *testing.T) {
+	t.Parallel()
+	const n = 100
+	r := startRedis(t)
+	s := startSim(t, "--rate", "5", "--burst", "5")
+	enq := enqueueEnv(r)
+	entry := filepath.Join(t.TempDir(), "handover.json")
+	if err := os.WriteFile(entry, []byte(`{"webhook_url": "`+s.WebhookURL+`"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, errOut, code := runEnqueue(t, enq, "portal", "add", "handover", entry); code != 0 {
+		t.Fatalf("enqueue portal add: exit %d\n%s%s", code, out, errOut)
+	}
+	env := workerEnv(r, nil, map[string]string{"WORKER_REGISTERED_ONLY": "true", "WORKER_PORTAL_REPLICAS": "1",
+		"B24_RATE": "5", "B24_BURST": "5", "B24_BATCH": "false"})
+	procs := []*proc{startWorker(t, env), startWorker(t, env), startWorker(t, env)}
+	for _, p := range procs {
+		waitProcessing(t, p, 15*time.Second)
+	}
+	id := scaleSubmit(t, enq, flatImport(t, "handover", n), "--portal", "handover")
+	waitCreated(t, s, 10, 30*time.Second)
+
+	holders := func(ps []*proc) []int {
+		var out []int
+		for i, p := range ps {
+			if p.Exited() {
+				continue
+			}
+			_, m := httpGet(t, p.URL(t, "/metrics"), "", "")
+			if strings.Contains(m, "\nb24q_portals_held 1\n") {
+				out = append(out, i)
+			}
+		}
+		return out
+	}
+	held := holders(procs)
+	if len(held) != 1 {
+		t.Fatalf("workers holding the portal: %v, want exactly one", held)
+	}
+	dead := held[0]
+	procs[dead].Kill(t)
+	killed := time.Now()
+	created := s.Stats(t).DepartmentsCreated
+	t.Logf("killed worker %d with %d of %d departments created", dead, created, n)
+
+	if !waitFor(30*time.Second, func() bool { return len(holders(procs)) == 1 }) {
+		t.Fatalf("no surviving worker took the portal over within 30 s")
+	}
+	t.Logf("taken over by worker %v after %v", holders(procs), time.Since(killed).Round(100*time.Millisecond))
+	st := scaleWaitDone(t, enq, id, 3*time.Minute)
+	if st.Counts.Created != n || st.Counts.Failed != 0 {
+		t.Errorf("import after the handover: %+v", st.Counts)
+	}
+	seen := map[string]int{}
+	for _, d := range s.Departments(t) {
+		seen[d.Name]++
+	}
+	for name, c := range seen {
+		if c > 1 {
+			t.Errorf("department %q created %d times", name, c)
+		}
+	}
+	if len(seen) != n+1 {
+		t.Errorf("the portal holds %d distinct departments, want %d (root and the import)", len(seen), n+1)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -110,12 +111,7 @@ func (h *Handler) Mux() *asynq.ServeMux {
 func (h *Handler) PortalNames() []string {
 	h.portalsMu.RLock()
 	defer h.portalsMu.RUnlock()
-	names := make([]string, 0, len(h.portals))
-	for n := range h.portals {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
+	return slices.Sorted(maps.Keys(h.portals))
 }
 
 // portal returns the client of the portal named name.

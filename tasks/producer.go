@@ -131,19 +131,32 @@ func (p *Producer) checkServed(ctx context.Context, portal string) error {
 }
 
 // UnservedPortalProblem is the message of a portal no live worker serves
-// while others are served.
+// while others are served. It names at most maxNamedPortals of them: a
+// fleet may serve thousands.
 func UnservedPortalProblem(portal string, served []string) string {
-	return fmt.Sprintf("portal %q: no worker serves it; the portals served now are %s", portal, strings.Join(served, ", "))
+	names := strings.Join(served, ", ")
+	if len(served) > maxNamedPortals {
+		names = fmt.Sprintf("%s and %d more (enqueue portal list)", strings.Join(served[:maxNamedPortals], ", "), len(served)-maxNamedPortals)
+	}
+	return fmt.Sprintf("portal %q: no worker serves it; the portals served now are %s", portal, names)
 }
+
+// maxNamedPortals bounds the portals an error message lists.
+const maxNamedPortals = 10
 
 // KnownPortals returns the names of the portals that live workers serve,
 // sorted. An empty list means that nobody can tell (no worker is up). It is
-// the one place a producer learns which portals exist: today
-// ServedPortals (asynq's list of live servers); a portal registry may
-// replace it.
+// the one place a producer learns which portals exist: the fleet's list
+// (internal/fleet.Known: every live worker's own portals and the registered
+// ones), which the enqueue command and the API use.
 type KnownPortals func(ctx context.Context) ([]string, error)
 
-// ServedPortals returns the KnownPortals of asynq's live servers
+// ServedPortals returns the KnownPortals of asynq's live servers. Workers
+// run a portal's asynq server only while the portal has work, so this
+// lists the busy portals only: it suits a check that a portal is being
+// worked on, not a check that it exists (use the fleet's list for that).
+//
+// In detail, it is the list of asynq's live servers
 // (Inspector.Servers): a worker serves portal NAME while one of its servers
 // that has not stopped lists the queue QueueName(NAME). A server that died
 // without stopping drops out when its heartbeat expires (asynq's server

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -138,5 +139,22 @@ func TestServedPortalsFollowsLiveServers(t *testing.T) {
 	}
 	if _, ok := PortalOfQueue("default"); ok {
 		t.Error("PortalOfQueue accepted a queue that is not a portal's")
+	}
+}
+
+// The refusal of an unserved portal names at most 10 of the served ones: a
+// fleet may serve thousands.
+func TestUnservedPortalProblemIsShort(t *testing.T) {
+	t.Parallel()
+	served := make([]string, 2000)
+	for i := range served {
+		served[i] = fmt.Sprintf("p%04d", i)
+	}
+	msg := UnservedPortalProblem("nope", served)
+	if !strings.Contains(msg, "p0009 and 1990 more (enqueue portal list)") || strings.Contains(msg, "p0010") {
+		t.Errorf("message = %q", msg)
+	}
+	if msg := UnservedPortalProblem("nope", served[:2]); !strings.HasSuffix(msg, "are p0000, p0001") {
+		t.Errorf("short list: %q", msg)
 	}
 }

@@ -89,7 +89,7 @@ const (
 // pool (no second pool of 10 for them): commands are short, and a worker
 // adds one subscription connection per portal queue it runs, so a process
 // stays near 20 connections whatever the machine (see docs/scaling.md).
-const PoolSize = 10
+const PoolSize = 8
 
 func (r Redis) UniversalClient() (redis.UniversalClient, error) {
 	opt, err := r.ConnOpt()

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"sync"
@@ -101,12 +102,7 @@ func newCoordinator(w *Worker, prefix string) *coordinator {
 func (c *coordinator) Held() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	names := make([]string, 0, len(c.held))
-	for n := range c.held {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
+	return slices.Sorted(maps.Keys(c.held))
 }
 
 // run ticks until ctx ends, then stops every queue (running tasks get
@@ -166,11 +162,7 @@ func (c *coordinator) tick(ctx context.Context) {
 func (c *coordinator) refresh(ctx context.Context) error {
 	now := time.Now()
 	if now.Sub(c.lastBeat) >= beatEvery {
-		names := make([]string, 0, len(c.static))
-		for n := range c.static {
-			names = append(names, n)
-		}
-		slices.Sort(names)
+		names := slices.Sorted(maps.Keys(c.static))
 		if err := c.members.Beat(ctx, fleet.Member{ID: c.id, Expires: now.Add(memberTTL), Portals: names,
 			Host: c.host, PID: os.Getpid()}); err != nil {
 			return err
@@ -234,24 +226,25 @@ func (c *coordinator) start(ctx context.Context, name string, revision int64) er
 	if held || stopping {
 		return nil
 	}
-	p, ok := c.static[name]
-	if revision != 0 || !ok {
-		var err error
-		if p, _, err = c.registry.Load(ctx, name); err != nil {
+	// A portal of the configuration has had its client since New; a
+	// registered one gets it from its registration, again when it changed.
+	if _, mine := c.static[name]; !mine {
+		p, _, err := c.registry.Load(ctx, name)
+		if err != nil {
 			return err
 		}
 		p.Limits = inherit(p.Limits, c.w.cfg.Defaults)
+		var store b24.TokenStore
+		if p.OAuth != nil {
+			store = c.w.tokens
+		}
+		tp, err := tasks.NewPortal(portalConfig(p, c.w.cfg.Timeout, c.w.cfg.InsecureHTTPHosts), c.w.limiter, store, c.w.metrics,
+			c.w.logger.With("portal", name))
+		if err != nil {
+			return err
+		}
+		c.w.handler.SetPortal(tp)
 	}
-	var store b24.TokenStore
-	if p.OAuth != nil {
-		store = c.w.tokens
-	}
-	tp, err := tasks.NewPortal(portalConfig(p, c.w.cfg.Timeout, c.w.cfg.InsecureHTTPHosts), c.w.limiter, store, c.w.metrics,
-		c.w.logger.With("portal", name))
-	if err != nil {
-		return err
-	}
-	c.w.handler.SetPortal(tp)
 	srv := asynq.NewServerFromRedisClient(c.w.rdb, c.w.serverConfig(name))
 	if err := srv.Start(c.mux); err != nil {
 		return fmt.Errorf("start asynq server: %w", err)
@@ -373,4 +366,47 @@ func inherit(l, def config.Limits) config.Limits {
 		l.OperatingWindow = def.OperatingWindow
 	}
 	return l
+}
+
+// serverConfig is the asynq configuration of portal's server. Each portal
+// has a server of its own, with its own Concurrency: a task sleeping for
+// its portal's next request slot holds a slot of its own portal's server
+// only, so a slow or blocked portal never takes the workers another
+// portal's tasks need (no head-of-line blocking across portals). Blocked
+// methods are parked, not slept on (tasks/errors.go). Every server
+// aggregates grouped import items into batch requests (B24_BATCH=0 makes
+// batches of one: plain calls, for debugging).
+func (w *Worker) serverConfig(portal string) asynq.Config {
+	cfg := asynq.Config{
+		Concurrency:              w.cfg.Concurrency,
+		Queues:                   map[string]int{tasks.QueueName(portal): 1},
+		RetryDelayFunc:           tasks.RetryDelay,
+		IsFailure:                tasks.IsFailure,
+		ShutdownTimeout:          w.cfg.ShutdownTimeout,
+		Logger:                   newAsynqLogger(w.logger.With("portal", portal)),
+		LogLevel:                 asynqLevel(w.cfg.Level()),
+		DelayedTaskCheckInterval: DelayedTaskCheckInterval,
+		HealthCheckFunc:          w.healthChecked,
+		BaseContext:              func() context.Context { return w.base },
+	}
+	tasks.BatchServerConfig(w.cfg.Batch).Apply(&cfg)
+	return cfg
+}
+
+// ownPortals returns the names of the portals of this worker's
+// configuration, sorted.
+func (w *Worker) ownPortals() []string {
+	names := make([]string, 0, len(w.cfg.Portals))
+	for _, p := range w.cfg.Portals {
+		names = append(names, p.Name)
+	}
+	return names
+}
+
+// watched returns the portals this worker shows (metrics, the portals
+// page): those of its configuration and those whose queue it runs now.
+func (w *Worker) watched() []string {
+	names := append(w.ownPortals(), w.coord.Held()...)
+	slices.Sort(names)
+	return slices.Compact(names)
 }

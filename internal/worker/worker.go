@@ -304,49 +304,6 @@ func (w *Worker) build(connOpt asynq.RedisConnOpt, o options) error {
 	return nil
 }
 
-// serverConfig is the asynq configuration of portal's server. Each portal
-// has a server of its own, with its own Concurrency: a task sleeping for
-// its portal's next request slot holds a slot of its own portal's server
-// only, so a slow or blocked portal never takes the workers another
-// portal's tasks need (no head-of-line blocking across portals). Blocked
-// methods are parked, not slept on (tasks/errors.go). Every server
-// aggregates grouped import items into batch requests (B24_BATCH=0 makes
-// batches of one: plain calls, for debugging).
-func (w *Worker) serverConfig(portal string) asynq.Config {
-	cfg := asynq.Config{
-		Concurrency:              w.cfg.Concurrency,
-		Queues:                   map[string]int{tasks.QueueName(portal): 1},
-		RetryDelayFunc:           tasks.RetryDelay,
-		IsFailure:                tasks.IsFailure,
-		ShutdownTimeout:          w.cfg.ShutdownTimeout,
-		Logger:                   newAsynqLogger(w.logger.With("portal", portal)),
-		LogLevel:                 asynqLevel(w.cfg.Level()),
-		DelayedTaskCheckInterval: DelayedTaskCheckInterval,
-		HealthCheckFunc:          w.healthChecked,
-		BaseContext:              func() context.Context { return w.base },
-	}
-	tasks.BatchServerConfig(w.cfg.Batch).Apply(&cfg)
-	return cfg
-}
-
-// ownPortals returns the names of the portals of this worker's
-// configuration, sorted.
-func (w *Worker) ownPortals() []string {
-	names := make([]string, 0, len(w.cfg.Portals))
-	for _, p := range w.cfg.Portals {
-		names = append(names, p.Name)
-	}
-	return names
-}
-
-// watched returns the portals this worker shows (metrics, the portals
-// page): those of its configuration and those whose queue it runs now.
-func (w *Worker) watched() []string {
-	names := append(w.ownPortals(), w.coord.Held()...)
-	slices.Sort(names)
-	return slices.Compact(names)
-}
-
 // Queues returns the asynq queues of the portals of this worker's
 // configuration, each with weight 1 (it runs each while it has work and
 // this worker owns it; registered portals come on top). The map is a copy.
