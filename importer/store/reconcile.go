@@ -107,22 +107,7 @@ func (s *Store) Adopt(ctx context.Context, id string, as []Adoption) (int, error
 // portal (enqueue import --update). It returns how many were not marked
 // before.
 func (s *Store) MarkUpdated(ctx context.Context, id string, keys ...string) (int, error) {
-	if len(keys) == 0 {
-		return 0, nil
-	}
-	args := make([]any, 0, len(keys)+1)
-	args = append(args, s.ttlMS())
-	for _, k := range keys {
-		args = append(args, k)
-	}
-	n, err := markUpdatedScript.Run(ctx, s.rdb, s.keys(id).List(), args...).Int64()
-	if err != nil {
-		return 0, fmt.Errorf("import %s: mark updated: %w", id, err)
-	}
-	if n < 0 {
-		return 0, scriptErr(id, "", n)
-	}
-	return int(n), nil
+	return s.markItems(ctx, markUpdatedScript, "mark updated", id, keys)
 }
 
 // reconciledField is the meta hash field set once the import was

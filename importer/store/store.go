@@ -290,6 +290,13 @@ func (s *Store) Complete(ctx context.Context, id, key string, portalID int64) ([
 // enqueued. Items in any other state are left alone (a fast child may be
 // created before its parent's MarkQueued). It returns how many moved.
 func (s *Store) MarkQueued(ctx context.Context, id string, keys ...string) (int, error) {
+	return s.markItems(ctx, markQueuedScript, "mark queued", id, keys)
+}
+
+// markItems runs script, which takes the import's keys, the TTL in ms and
+// item keys and returns how many items it changed (or a negative error
+// code), on keys of import id. what names it in errors.
+func (s *Store) markItems(ctx context.Context, script *redis.Script, what, id string, keys []string) (int, error) {
 	if len(keys) == 0 {
 		return 0, nil
 	}
@@ -298,9 +305,9 @@ func (s *Store) MarkQueued(ctx context.Context, id string, keys ...string) (int,
 	for _, k := range keys {
 		args = append(args, k)
 	}
-	n, err := markQueuedScript.Run(ctx, s.rdb, s.keys(id).List(), args...).Int64()
+	n, err := script.Run(ctx, s.rdb, s.keys(id).List(), args...).Int64()
 	if err != nil {
-		return 0, fmt.Errorf("import %s: mark queued: %w", id, err)
+		return 0, fmt.Errorf("import %s: %s: %w", id, what, err)
 	}
 	if n < 0 {
 		return 0, scriptErr(id, "", n)

@@ -197,13 +197,7 @@ func Take(ctx context.Context, rdb redis.Scripter, ttl time.Duration, cs []Claim
 	if len(cs) == 0 {
 		return nil, nil
 	}
-	keys := make([]string, len(cs))
-	args := make([]any, 0, 1+2*len(cs))
-	args = append(args, max(ttl.Milliseconds(), 1))
-	for i, c := range cs {
-		keys[i] = c.Key
-		args = append(args, c.Owner, c.Token)
-	}
+	keys, args := scriptArgs(ttl, cs)
 	res, err := takeScript.Run(ctx, rdb, keys, args...).Int64Slice()
 	if err != nil {
 		return nil, fmt.Errorf("take claims: %w", err)
@@ -242,13 +236,7 @@ func Check(ctx context.Context, rdb redis.Scripter, ttl time.Duration, cs []Clai
 	if len(cs) == 0 {
 		return nil, nil
 	}
-	keys := make([]string, len(cs))
-	args := make([]any, 0, 1+2*len(cs))
-	args = append(args, max(ttl.Milliseconds(), 1))
-	for i, c := range cs {
-		keys[i] = c.Key
-		args = append(args, c.Owner, c.Token)
-	}
+	keys, args := scriptArgs(ttl, cs)
 	res, err := checkScript.Run(ctx, rdb, keys, args...).Int64Slice()
 	if err != nil {
 		return nil, fmt.Errorf("check claims: %w", err)
@@ -320,4 +308,17 @@ func micros(v int64) time.Time {
 		return time.Time{}
 	}
 	return time.UnixMicro(v)
+}
+
+// scriptArgs are the KEYS and ARGV of takeScript and checkScript: the claim
+// keys, then the TTL in ms and each claim's owner and token.
+func scriptArgs(ttl time.Duration, cs []Claim) ([]string, []any) {
+	keys := make([]string, len(cs))
+	args := make([]any, 0, 1+2*len(cs))
+	args = append(args, max(ttl.Milliseconds(), 1))
+	for i, c := range cs {
+		keys[i] = c.Key
+		args = append(args, c.Owner, c.Token)
+	}
+	return keys, args
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/b24queue/b24queue/internal/cli"
+	"github.com/b24queue/b24queue/internal/fleet"
 	"github.com/b24queue/b24queue/limiter"
 )
 
@@ -19,58 +20,45 @@ func TestPortalCommands(t *testing.T) {
 	f := setup(t, true)
 	const secret = "clis3cr3tw3bh00k"
 	entry := writeFile(t, "acme.json", `{"webhook_url": "https://acme.bitrix24.ru/rest/1/`+secret+`/", "rate": 5}`)
-	code, out, errOut := f.run("portal", "add", f.portal, entry)
-	if code != cli.ExitOK || !strings.Contains(out, "portal "+f.portal+" registered (webhook, acme.bitrix24.ru)") || strings.Contains(out+errOut, secret) {
-		t.Fatalf("add: %d %q %q", code, out, errOut)
-	}
-	if code, out, _ = f.run("portal", "add", f.portal, entry); code != cli.ExitOK || !strings.Contains(out, "registration replaced") {
-		t.Errorf("add again: %d %q", code, out)
-	}
 	bad := writeFile(t, "bad.json", `{"webhook_url": "`+secret+`"}`)
-	if code, out, errOut = f.run("portal", "add", "acme2", bad); code != cli.ExitUsage || !strings.Contains(errOut, "webhook_url") || strings.Contains(out+errOut, secret) {
-		t.Errorf("bad registration: %d %q %q", code, out, errOut)
+	// expect runs the command and checks its exit code and that its output
+	// holds each of want and never the secret.
+	expect := func(wantCode int, args []string, want ...string) string {
+		t.Helper()
+		code, out, errOut := f.run(args...)
+		if code != wantCode || strings.Contains(out+errOut, secret) {
+			t.Errorf("%q: exit %d, want %d; stdout %q stderr %q", args, code, wantCode, out, errOut)
+		}
+		for _, w := range want {
+			if !strings.Contains(out+errOut, w) {
+				t.Errorf("%q: output lacks %q: %s%s", args, w, out, errOut)
+			}
+		}
+		return out
 	}
+	expect(cli.ExitOK, []string{"portal", "add", f.portal, entry}, "portal "+f.portal+" registered (webhook, acme.bitrix24.ru)")
+	expect(cli.ExitOK, []string{"portal", "add", f.portal, entry}, "registration replaced")
+	expect(cli.ExitUsage, []string{"portal", "add", "acme2", bad}, "webhook_url")
 
 	lim := limiter.New(f.rdb, limiter.Config{}, limiter.WithPrefix(f.app.Prefix))
 	t.Cleanup(func() { _ = lim.Close() })
 	if _, err := lim.MarkUnavailable(context.Background(), f.portal, "department.add", "INVALID_CREDENTIALS", "Invalid request credentials"); err != nil {
 		t.Fatal(err)
 	}
-	code, out, _ = f.run("portal", "status", f.portal)
-	if code != cli.ExitFailure || !strings.Contains(out, "unavailable: INVALID_CREDENTIALS") || !strings.Contains(out, "to fix:") ||
-		!strings.Contains(out, "enqueue portal resume "+f.portal) {
-		t.Errorf("status of an unavailable portal: %d %q", code, out)
-	}
-	code, out, _ = f.run("portal", "list", "--json")
+	expect(cli.ExitFailure, []string{"portal", "status", f.portal}, "unavailable: INVALID_CREDENTIALS", "to fix:", "enqueue portal resume "+f.portal)
+	out := expect(cli.ExitFailure, []string{"portal", "list", "--json"})
 	var list struct {
-		Portals []struct {
-			Name        string `json:"name"`
-			Source      string `json:"source"`
-			Available   bool   `json:"available"`
-			Unavailable *struct {
-				Code string `json:"code"`
-			} `json:"unavailable"`
-		} `json:"portals"`
+		Portals []fleet.PortalStatus `json:"portals"`
 	}
-	if code != cli.ExitFailure || json.Unmarshal([]byte(out), &list) != nil || len(list.Portals) != 1 ||
-		list.Portals[0].Source != "registered" || list.Portals[0].Available || list.Portals[0].Unavailable.Code != "INVALID_CREDENTIALS" {
-		t.Errorf("list --json: %d %s", code, out)
+	if err := json.Unmarshal([]byte(out), &list); err != nil || len(list.Portals) != 1 || list.Portals[0].Source != fleet.SourceRegistered ||
+		list.Portals[0].Available || list.Portals[0].Unavailable.Code != "INVALID_CREDENTIALS" {
+		t.Errorf("list --json: %s (%v)", out, err)
 	}
-	if code, out, _ = f.run("portal", "resume", f.portal); code != cli.ExitOK || !strings.Contains(out, "resumed") {
-		t.Errorf("resume: %d %q", code, out)
-	}
-	if code, out, _ = f.run("portal", "status", f.portal); code != cli.ExitOK || !strings.Contains(out, "available") {
-		t.Errorf("status after resume: %d %q", code, out)
-	}
-	if code, out, errOut = f.run("portal", "remove", f.portal); code != cli.ExitOK || !strings.Contains(out, "removed") {
-		t.Errorf("remove: %d %q %q", code, out, errOut)
-	}
-	if code, _, errOut = f.run("portal", "status", f.portal); code != cli.ExitFailure || !strings.Contains(errOut, "no such portal") {
-		t.Errorf("status of a removed portal: %d %q", code, errOut)
-	}
+	expect(cli.ExitOK, []string{"portal", "resume", f.portal}, "resumed")
+	expect(cli.ExitOK, []string{"portal", "status", f.portal}, "available")
+	expect(cli.ExitOK, []string{"portal", "remove", f.portal}, "removed")
+	expect(cli.ExitFailure, []string{"portal", "status", f.portal}, "no such portal")
 	for _, args := range [][]string{{"portal"}, {"portal", "fly"}, {"portal", "add", "x"}, {"portal", "remove"}} {
-		if code, _, _ := f.run(args...); code != cli.ExitUsage {
-			t.Errorf("%q: exit %d, want 2", args, code)
-		}
+		expect(cli.ExitUsage, args)
 	}
 }

@@ -113,3 +113,50 @@ func waitLog(t *testing.T, b *bundle, s string) {
 	t.Helper()
 	testutil.WaitFor(t, 10*time.Second, s, func() (bool, string) { return strings.Contains(b.logs.String(), s), "" })
 }
+
+// A revoked webhook makes the portal unavailable: GET /v1/portals/NAME and
+// /metrics say why while its task waits (none fails); after the webhook is
+// restored, POST /v1/portals/NAME/resume runs the task at once instead of
+// at the next probe.
+func TestUnavailablePortalShownAndResumed(t *testing.T) {
+	t.Parallel()
+	b := setup(t, b24test.Config{}, nil)
+	b.run(t)
+	waitLog(t, b, `"msg":"processing tasks"`)
+	b.sim.SetWebhookRevoked(true)
+	code, body := call(t, b, http.MethodPost, "/v1/departments", `{"portal":"`+b.portal+`","name":"Waits","parent_id":1}`)
+	if code != http.StatusAccepted {
+		t.Fatalf("enqueue: %d %s", code, body)
+	}
+	var st struct {
+		Available   bool `json:"available"`
+		Unavailable *struct {
+			Code string `json:"code"`
+			Fix  string `json:"fix"`
+		} `json:"unavailable"`
+	}
+	testutil.WaitFor(t, 10*time.Second, "the portal shown unavailable", func() (bool, string) {
+		_, body = call(t, b, http.MethodGet, "/v1/portals/"+b.portal, "")
+		return json.Unmarshal([]byte(body), &st) == nil && !st.Available && st.Unavailable != nil, body
+	})
+	if st.Unavailable.Code != "INVALID_CREDENTIALS" || st.Unavailable.Fix == "" {
+		t.Errorf("unavailable = %+v, want INVALID_CREDENTIALS with a fix", st.Unavailable)
+	}
+	if _, m := get(t, b.w.Handler(), "/metrics", "", ""); !strings.Contains(m, `b24q_portal_unavailable{code="INVALID_CREDENTIALS",portal="`+b.portal+`"} 1`) {
+		t.Errorf("/metrics lacks the unavailable portal")
+	}
+	if n := len(b.sim.Departments()); n != 1 {
+		t.Fatalf("%d departments while the webhook is revoked", n)
+	}
+
+	b.sim.SetWebhookRevoked(false)
+	resumed := time.Now()
+	if code, body = call(t, b, http.MethodPost, "/v1/portals/"+b.portal+"/resume", ""); code != http.StatusOK || !strings.Contains(body, `"was_unavailable":true`) {
+		t.Fatalf("resume: %d %s", code, body)
+	}
+	testutil.WaitFor(t, 5*time.Second, "the waiting department", func() (bool, string) { return len(b.sim.Departments()) == 2, "" })
+	t.Logf("created %v after the resume", time.Since(resumed).Round(time.Millisecond))
+	if _, body = call(t, b, http.MethodGet, "/v1/portals/"+b.portal, ""); !strings.Contains(body, `"available":true`) {
+		t.Errorf("after resume: %s", body)
+	}
+}
