@@ -444,24 +444,11 @@ func ProblemStrings(ps []importer.Problem) []string {
 }
 
 func (s *server) importStatus(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if importer.ValidateID(id) != nil {
-		writeJSON(w, http.StatusNotFound, ErrorBody{Error: fmt.Sprintf("no import %q", id)})
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), RequestTimeout)
-	defer cancel()
-	st, err := s.imports.Status(ctx, id)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		writeJSON(w, http.StatusNotFound, ErrorBody{Error: fmt.Sprintf("no import %q", id)})
-		return
-	case err != nil:
-		s.logger.ErrorContext(ctx, "import status", "import_id", id, "err", err)
-		writeJSON(w, http.StatusServiceUnavailable, ErrorBody{Error: "could not read the import: the queue's Redis failed"})
-		return
-	}
-	writeJSON(w, http.StatusOK, st)
+	s.forImport(w, r, "import status", "could not read the import: the queue's Redis failed",
+		func(ctx context.Context, id string) (int, any, error) {
+			st, err := s.imports.Status(ctx, id)
+			return http.StatusOK, st, err
+		})
 }
 
 // maxTaskID bounds the task IDs looked up (asynq's are UUIDs; import

@@ -48,8 +48,8 @@ func (s *server) retryImport(w http.ResponseWriter, r *http.Request) {
 
 // forImport answers a request about the import named by its {id}: 404 for
 // an invalid or unknown ID, 503 (failMsg; the error logged as what) for
-// any other error of call, else call's status and value. (importStatus
-// answers the same way and can use it.)
+// any other error of call, else call's status and value (importStatus and
+// retryImport).
 func (s *server) forImport(w http.ResponseWriter, r *http.Request, what, failMsg string,
 	call func(ctx context.Context, id string) (int, any, error)) {
 	id := r.PathValue("id")
