@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -124,6 +125,9 @@ func (r *Registry) Add(ctx context.Context, p config.Portal) (Record, bool, erro
 	if err != nil {
 		return Record{}, false, fmt.Errorf("register portal %s: %w", p.Name, err)
 	}
+	if err := r.changed(ctx, p.Name, rev); err != nil {
+		return Record{}, false, err
+	}
 	return rec, n == 1, nil
 }
 
@@ -177,19 +181,54 @@ func (r *Registry) Version(ctx context.Context) (int64, error) {
 	return v, nil
 }
 
-// Revisions returns every registered portal's revision by name: what a
-// worker compares to rebuild the clients of changed portals.
-func (r *Registry) Revisions(ctx context.Context) (map[string]int64, error) {
-	recs, err := r.List(ctx)
-	if err != nil {
-		return nil, err
+// changed records that portal name changed at revision rev (after the
+// change itself, so that a reader that sees the revision sees the change).
+func (r *Registry) changed(ctx context.Context, name string, rev int64) error {
+	if err := r.rdb.ZAdd(ctx, r.keys.PortalsChanges(), redis.Z{Score: float64(rev), Member: name}).Err(); err != nil {
+		return fmt.Errorf("record the change of portal %s: %w", name, err)
 	}
-	out := make(map[string]int64, len(recs))
-	for _, rec := range recs {
-		out[rec.Name] = rec.Revision
-	}
-	return out, nil
+	return nil
 }
+
+// Changes returns the portals changed after revision since (0: every
+// portal ever registered) with their revision now, 0 for a removed one,
+// and the highest revision seen, which the caller passes as since next
+// time. It reads only what changed: a worker calls it when Version moved.
+func (r *Registry) Changes(ctx context.Context, since int64) (map[string]int64, int64, error) {
+	zs, err := r.rdb.ZRangeByScoreWithScores(ctx, r.keys.PortalsChanges(),
+		&redis.ZRangeBy{Min: "(" + strconv.FormatInt(since, 10), Max: "+inf"}).Result()
+	if err != nil {
+		return nil, since, fmt.Errorf("read the registry's changes: %w", err)
+	}
+	out := make(map[string]int64, len(zs))
+	if len(zs) == 0 {
+		return out, since, nil
+	}
+	names := make([]string, len(zs))
+	for i, z := range zs {
+		names[i], _ = z.Member.(string)
+		since = max(since, int64(z.Score))
+	}
+	for start := 0; start < len(names); start += changesChunk {
+		chunk := names[start:min(start+changesChunk, len(names))]
+		vals, err := r.rdb.HMGet(ctx, r.keys.Portals(), chunk...).Result()
+		if err != nil {
+			return nil, since, fmt.Errorf("read the registry's changes: %w", err)
+		}
+		for i, v := range vals {
+			out[chunk[i]] = 0 // removed, unless its record is there
+			if s, ok := v.(string); ok {
+				if rec, err := decodeRecord(chunk[i], []byte(s)); err == nil {
+					out[chunk[i]] = rec.Revision
+				}
+			}
+		}
+	}
+	return out, since, nil
+}
+
+// changesChunk bounds the fields of one HMGET.
+const changesChunk = 1000
 
 // Remove forgets portal name: its record, credential and tokens. Workers
 // stop running its queue within a second or two (see the coordinator).
@@ -201,8 +240,12 @@ func (r *Registry) Remove(ctx context.Context, name string) error {
 	if n == 0 {
 		return fmt.Errorf("remove portal %s: %w", name, ErrNotRegistered)
 	}
-	if err := r.rdb.Incr(ctx, r.keys.PortalsVersion()).Err(); err != nil {
+	rev, err := r.rdb.Incr(ctx, r.keys.PortalsVersion()).Result()
+	if err != nil {
 		return fmt.Errorf("remove portal %s: %w", name, err)
+	}
+	if err := r.changed(ctx, name, rev); err != nil {
+		return err
 	}
 	return r.tokens.Forget(ctx, name)
 }

@@ -34,6 +34,7 @@ func TestLayout(t *testing.T) {
 		{s.Credential("acme"), "pfx:{acme}:credential"},
 		{s.Portals(), "pfx:portals"},
 		{s.PortalsVersion(), "pfx:portals:version"},
+		{s.PortalsChanges(), "pfx:portals:changes"},
 		{s.Active(), "pfx:active"},
 		{s.Workers(), "pfx:workers"},
 		{Space{}.Bucket("acme"), "b24q:{acme}:bucket"},

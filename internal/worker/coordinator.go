@@ -39,6 +39,10 @@ const (
 	// at per tick for tasks enqueued without marking the portal active (a
 	// bare asynq.Client): 10,000 portals in about 7 minutes.
 	sweepPerTick = 25
+	// startRetry is how long a worker waits before it tries again to run a
+	// queue it could not start (a registration whose credential cannot be
+	// read or built), so that it logs the problem every 10 s, not every tick.
+	startRetry = 10 * time.Second
 )
 
 // coordinator runs the asynq queue of each portal this worker owns while
@@ -62,7 +66,8 @@ type coordinator struct {
 
 	// Read and written by the loop only.
 	version   int64
-	revisions map[string]int64 // registered portals → revision
+	revisions map[string]int64     // registered portals → revision
+	retryAt   map[string]time.Time // portals whose queue failed to start → next try
 	live      []fleet.Member
 	lastBeat  time.Time
 	sweep     []string
@@ -95,6 +100,7 @@ func newCoordinator(w *Worker, prefix string) *coordinator {
 		held:      map[string]*heldPortal{},
 		stopping:  map[string]chan struct{}{},
 		revisions: map[string]int64{},
+		retryAt:   map[string]time.Time{},
 	}
 }
 
@@ -148,10 +154,18 @@ func (c *coordinator) tick(ctx context.Context) {
 			c.stop(name, "not owned or changed")
 		}
 	}
+	now := time.Now()
 	for name, rev := range want {
-		if err := c.start(ctx, name, rev); err != nil {
-			c.w.logger.Error("fleet: cannot run the queue of a portal", "portal", name, "err", err)
+		if now.Before(c.retryAt[name]) {
+			continue
 		}
+		if err := c.start(ctx, name, rev); err != nil {
+			c.retryAt[name] = now.Add(startRetry)
+			c.w.logger.Error("fleet: cannot run the queue of a portal; its tasks wait", "portal", name, "err", err,
+				"retry_in", startRetry.String())
+			continue
+		}
+		delete(c.retryAt, name)
 	}
 	c.settle(ctx)
 	c.sweepIdle(ctx, active)
@@ -177,11 +191,21 @@ func (c *coordinator) refresh(ctx context.Context) error {
 	if err != nil || v == c.version {
 		return err
 	}
-	revs, err := c.registry.Revisions(ctx)
+	// Only what changed since the last revision seen; a change whose
+	// revision is counted but not yet recorded is read at the next tick
+	// (the version stays ahead of c.version until then).
+	changes, seen, err := c.registry.Changes(ctx, c.version)
 	if err != nil {
 		return err
 	}
-	c.version, c.revisions = v, revs
+	for name, rev := range changes {
+		if rev == 0 {
+			delete(c.revisions, name)
+		} else {
+			c.revisions[name] = rev
+		}
+	}
+	c.version = seen
 	return nil
 }
 

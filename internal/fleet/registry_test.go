@@ -1,0 +1,66 @@
+package fleet
+
+import (
+	"context"
+	"maps"
+	"testing"
+
+	"github.com/b24queue/b24queue/internal/config"
+	"github.com/b24queue/b24queue/internal/testutil"
+)
+
+// A worker reads only what changed since the revision it knows: new
+// registrations with their revision, removals as 0; a registration's
+// secret is in the token store only, and gone after removal.
+func TestRegistryChanges(t *testing.T) {
+	t.Parallel()
+	rdb := requireRedis(t)
+	prefix := testutil.Unique("fleettest")
+	t.Cleanup(func() { testutil.DeleteKeys(rdb, prefix+":*") })
+	reg := NewRegistry(rdb, prefix)
+	ctx := context.Background()
+	add := func(name string) Record {
+		t.Helper()
+		p, err := config.ParsePortal(name, []byte(`{"webhook_url": "https://`+name+`.bitrix24.ru/rest/1/regsecret`+name+`/"}`), config.Limits{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, _, err := reg.Add(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rec
+	}
+	a, b := add("alpha"), add("beta")
+	got, seen, err := reg.Changes(ctx, 0)
+	if want := map[string]int64{"alpha": a.Revision, "beta": b.Revision}; err != nil || !maps.Equal(got, want) || seen != b.Revision {
+		t.Fatalf("Changes(0) = %v, %d, %v; want %v, %d", got, seen, err, want, b.Revision)
+	}
+	if got, again, _ := reg.Changes(ctx, seen); len(got) != 0 || again != seen {
+		t.Errorf("Changes(%d) with nothing new = %v, %d", seen, got, again)
+	}
+	if err := reg.Remove(ctx, "alpha"); err != nil {
+		t.Fatal(err)
+	}
+	got, seen2, _ := reg.Changes(ctx, seen)
+	if !maps.Equal(got, map[string]int64{"alpha": 0}) || seen2 <= seen {
+		t.Errorf("after a removal: %v, %d", got, seen2)
+	}
+	a2 := add("alpha")
+	if got, _, _ := reg.Changes(ctx, seen2); !maps.Equal(got, map[string]int64{"alpha": a2.Revision}) {
+		t.Errorf("after registering again: %v", got)
+	}
+	p, rec, err := reg.Load(ctx, "beta")
+	if err != nil || p.WebhookURL != "https://beta.bitrix24.ru/rest/1/regsecretbeta/" || rec.Host != "beta.bitrix24.ru" || rec.Auth != AuthWebhook {
+		t.Errorf("Load(beta) = %+v %+v %v", p, rec, err)
+	}
+	if err := reg.Remove(ctx, "beta"); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := rdb.Exists(ctx, reg.Tokens().CredentialKey("beta")).Result(); n != 0 {
+		t.Error("the removed portal's credential is still stored")
+	}
+	if _, _, err := reg.Load(ctx, "beta"); err == nil {
+		t.Error("Load of a removed portal succeeded")
+	}
+}
