@@ -161,8 +161,38 @@ func ReadAvailability(ctx context.Context, rdb redis.Cmdable, prefix, portal str
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return Unavailability{}, false, fmt.Errorf("limiter: read availability of portal %q: %w", portal, err)
 	}
+	u, ok = unavailability(m)
+	return u, ok, nil
+}
+
+// ReadAvailabilities is ReadAvailability for many portals in one pipeline:
+// the unavailable ones by name.
+func ReadAvailabilities(ctx context.Context, rdb redis.Cmdable, prefix string, portals []string) (map[string]Unavailability, error) {
+	ks := keys.New(prefix)
+	cmds := make([]*redis.MapStringStringCmd, len(portals))
+	_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, name := range portals {
+			cmds[i] = p.HGetAll(ctx, ks.Unavailable(name))
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("limiter: read the availability of %d portals: %w", len(portals), err)
+	}
+	out := map[string]Unavailability{}
+	for i, c := range cmds {
+		if u, ok := unavailability(c.Val()); ok {
+			out[portals[i]] = u
+		}
+	}
+	return out, nil
+}
+
+// unavailability decodes the hash of keys.Unavailable; ok is false when it
+// holds no code (the portal is available).
+func unavailability(m map[string]string) (u Unavailability, ok bool) {
 	if m["code"] == "" {
-		return Unavailability{}, false, nil
+		return Unavailability{}, false
 	}
 	micros := func(f string) time.Time {
 		n, _ := strconv.ParseInt(m[f], 10, 64)
@@ -173,7 +203,7 @@ func ReadAvailability(ctx context.Context, rdb redis.Cmdable, prefix, portal str
 	}
 	probes, _ := strconv.Atoi(m["probes"])
 	return Unavailability{Code: m["code"], Description: m["desc"], Method: m["method"],
-		Since: micros("since"), NextProbe: micros("next"), Probes: probes}, true, nil
+		Since: micros("since"), NextProbe: micros("next"), Probes: probes}, true
 }
 
 // WaitProbe is Wait for the one probe of an unavailable portal (the caller

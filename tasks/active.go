@@ -89,8 +89,9 @@ func (a Activity) Settle(ctx context.Context, portal string) (idle bool, err err
 }
 
 // QueueHasWork reports whether portal's asynq queue holds a task that is
-// waiting, running, scheduled (parked tasks are scheduled), retrying or
-// being aggregated into a batch; archived and completed tasks are not work.
+// waiting, running, scheduled (parked tasks are scheduled), retrying, in a
+// group or being aggregated into a batch right now (aggregation_sets);
+// archived and completed tasks are not work.
 // It is one EXISTS over the queue's keys, which share one Cluster slot.
 //
 // It reads asynq's key layout (asynq v0.26 internal/base: asynq:{QUEUE}:...),
@@ -101,7 +102,8 @@ func QueueHasWork(ctx context.Context, rdb redis.UniversalClient, portal string)
 		portal = DefaultPortal
 	}
 	base := "asynq:" + keys.Tag(QueueName(portal)) + ":"
-	n, err := rdb.Exists(ctx, base+"pending", base+"active", base+"scheduled", base+"retry", base+"groups").Result()
+	n, err := rdb.Exists(ctx, base+"pending", base+"active", base+"scheduled", base+"retry", base+"groups",
+		base+"aggregation_sets").Result()
 	if err != nil {
 		return false, fmt.Errorf("look at the queue of portal %s: %w", portal, err)
 	}

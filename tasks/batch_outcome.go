@@ -218,8 +218,10 @@ func (im *Imports) requeueItem(ctx context.Context, portal string, it BatchItem,
 		_, err := im.client.EnqueueContext(ctx, task)
 		if err == nil {
 			// The batch task still runs, so the queue was never empty;
-			// marked all the same, as every producer does (Activity).
-			return im.activity.Mark(ctx, portal)
+			// marked all the same, as every producer does (Activity). The
+			// item is queued: a failed mark is no reason to take it back.
+			im.markActive(ctx, portal)
+			return nil
 		}
 		if !errors.Is(err, asynq.ErrTaskIDConflict) {
 			return err

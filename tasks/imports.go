@@ -254,7 +254,7 @@ func (im *Imports) enqueueReconcile(ctx context.Context, portal, importID string
 		}
 	}
 	if err == nil {
-		err = im.activity.Mark(ctx, portal)
+		im.markActive(ctx, portal)
 	}
 	switch {
 	case errors.Is(err, asynq.ErrTaskIDConflict):
@@ -338,7 +338,7 @@ func (im *Imports) enqueue(ctx context.Context, portal, importID string, items [
 		keys = append(keys, it.Key)
 	}
 	if len(keys) > 0 {
-		err = errors.Join(err, im.activity.Mark(ctx, portal))
+		im.markActive(ctx, portal)
 	}
 	if _, merr := im.store.MarkQueued(ctx, importID, keys...); merr != nil {
 		err = errors.Join(err, merr)
@@ -455,4 +455,14 @@ func (im *Imports) portal(ctx context.Context, importID string) (string, error) 
 	}
 	im.portals.Store(importID, p)
 	return p, nil
+}
+
+// markActive marks portal as having work after tasks were enqueued for it
+// (Activity). A failure is logged, not returned: the tasks are queued, and
+// the workers' sweep finds them.
+func (im *Imports) markActive(ctx context.Context, portal string) {
+	if err := im.activity.Mark(ctx, portal); err != nil {
+		im.logger.WarnContext(ctx, "could not mark the portal as having work; the workers' sweep will find its tasks",
+			"portal", portal, "err", err)
+	}
 }

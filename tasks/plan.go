@@ -48,7 +48,7 @@ func (p *Producer) PlanImport(ctx context.Context, portal string, f *importer.Fi
 	}
 	info, err := p.client.EnqueueContext(ctx, task)
 	if err == nil {
-		err = p.activity.Mark(ctx, portal)
+		_ = p.activity.Mark(ctx, portal) // queued; the sweep finds it otherwise
 	}
 	if err != nil {
 		return Plan{}, fmt.Errorf("enqueue the plan: %w", err)

@@ -105,9 +105,9 @@ func (p *Producer) enqueue(ctx context.Context, portal string, task *asynq.Task)
 	if err != nil {
 		return nil, err
 	}
-	if err := p.activity.Mark(ctx, portal); err != nil {
-		return info, err
-	}
+	// The task is queued: a failed mark must not make the caller enqueue
+	// it again. The workers' sweep finds it (Activity).
+	_ = p.activity.Mark(ctx, portal)
 	return info, nil
 }
 

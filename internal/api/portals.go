@@ -1,9 +1,12 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"strconv"
 
 	"github.com/b24queue/b24queue/internal/config"
 	"github.com/b24queue/b24queue/internal/fleet"
@@ -61,7 +64,7 @@ func (s *server) routePortals(mux *http.ServeMux) {
 
 func (s *server) registerPortal(w http.ResponseWriter, r *http.Request) {
 	if mt := mediaType(r); mt != "application/json" && mt != "application/yaml" {
-		writeJSON(w, http.StatusUnsupportedMediaType, ErrorBody{Error: "Content-Type must be application/json"})
+		writeJSON(w, http.StatusUnsupportedMediaType, ErrorBody{Error: "Content-Type must be application/json (or application/yaml)"})
 		return
 	}
 	body, ok := readBody(w, r, MaxPortalBody)
@@ -97,7 +100,12 @@ func (s *server) portalStatus(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) removePortal(w http.ResponseWriter, r *http.Request) {
-	force := r.URL.Query().Get("force") == "1" || r.URL.Query().Get("force") == "true"
+	v := r.URL.Query().Get("force")
+	force, err := strconv.ParseBool(cmp.Or(v, "false"))
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, ErrorBody{Error: fmt.Sprintf("force=%q: use force=1 or force=true", v)})
+		return
+	}
 	s.forPortal(w, r, "remove portal", func(ctx context.Context, name string) (any, error) {
 		n, err := s.portals.Remove(ctx, name, force)
 		if err == nil {
@@ -133,7 +141,7 @@ func (s *server) forPortal(w http.ResponseWriter, r *http.Request, what string, 
 
 // portalError translates an error of fleet.Admin: 400 invalid registration
 // (every problem), 404 unknown portal, 409 configured portal or tasks
-// left, 503 Redis.
+// left (or still running after a removal), 503 Redis.
 func (s *server) portalError(w http.ResponseWriter, what string, err error) {
 	var ue *config.UsageError
 	switch {
@@ -141,7 +149,7 @@ func (s *server) portalError(w http.ResponseWriter, what string, err error) {
 		writeJSON(w, http.StatusBadRequest, ErrorBody{Error: "invalid portal registration", Problems: ue.Problems})
 	case errors.Is(err, fleet.ErrUnknownPortal):
 		writeJSON(w, http.StatusNotFound, ErrorBody{Error: err.Error()})
-	case errors.Is(err, fleet.ErrConfigured), errors.Is(err, fleet.ErrHasWork):
+	case errors.Is(err, fleet.ErrConfigured), errors.Is(err, fleet.ErrHasWork), errors.Is(err, fleet.ErrTasksRunning):
 		writeJSON(w, http.StatusConflict, ErrorBody{Error: err.Error()})
 	default:
 		s.logger.Error(what, "err", err)

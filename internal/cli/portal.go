@@ -78,7 +78,7 @@ func (e *env) portal(ctx context.Context, args []string) int {
 	case !known:
 		return e.usageErr(cmd, "unknown portal command %q; use %s", verb, strings.Join(portalCommands, ", "))
 	case len(rest) < n[0]:
-		return e.usageErr(cmd, "%s: missing %s", verb, []string{"NAME", "NAME FILE"}[n[0]-1])
+		return e.usageErr(cmd, "%s: missing %s", verb, strings.Join([]string{"NAME", "FILE"}[len(rest):n[0]], " "))
 	case len(rest) > n[1]:
 		return e.usageErr(cmd, "%s: unexpected argument %q", verb, rest[n[1]])
 	}

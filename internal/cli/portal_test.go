@@ -58,7 +58,9 @@ func TestPortalCommands(t *testing.T) {
 	expect(cli.ExitOK, []string{"portal", "status", f.portal}, "available")
 	expect(cli.ExitOK, []string{"portal", "remove", f.portal}, "removed")
 	expect(cli.ExitFailure, []string{"portal", "status", f.portal}, "no such portal")
-	for _, args := range [][]string{{"portal"}, {"portal", "fly"}, {"portal", "add", "x"}, {"portal", "remove"}} {
+	expect(cli.ExitUsage, []string{"portal", "add", "x"}, "add: missing FILE")
+	expect(cli.ExitUsage, []string{"portal", "add"}, "add: missing NAME FILE")
+	for _, args := range [][]string{{"portal"}, {"portal", "fly"}, {"portal", "remove"}} {
 		expect(cli.ExitUsage, args)
 	}
 }

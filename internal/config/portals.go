@@ -94,6 +94,38 @@ func expandEnv(s, field string, getenv func(string) string, p *problems) string 
 	})
 }
 
+// unknownFieldRE is yaml.v3's message for a key that is no field.
+var unknownFieldRE = regexp.MustCompile(`field (.*) not found in type .*`)
+
+// fieldNameRE is what a field name looks like.
+var fieldNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,40}$`)
+
+// yamlProblems turns a yaml.v3 decoding error into one message per
+// problem without any value of the document: a mistyped value is not
+// quoted, and an unknown key is named only when it looks like a field name
+// (a webhook URL pasted as a key is a secret). Go type names are dropped.
+func yamlProblems(err error) []string {
+	msg := strings.TrimPrefix(strings.TrimPrefix(err.Error(), "yaml: "), "unmarshal errors:\n")
+	var out []string
+	for _, line := range strings.Split(msg, "\n") {
+		line = strings.TrimSpace(line)
+		if m := unknownFieldRE.FindStringSubmatchIndex(line); m != nil {
+			name := line[m[2]:m[3]]
+			if fieldNameRE.MatchString(name) {
+				line = line[:m[0]] + "field " + name + " not found"
+			} else {
+				line = line[:m[0]] + "an unknown key (not shown: it is not a field name)"
+			}
+		}
+		line = yamlValueRE.ReplaceAllString(line, "")
+		line = yamlTypeRE.ReplaceAllString(line, "")
+		if line != "" {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
 // readPortalsFile parses the portals file at path into portals with limits
 // inherited from def. Every problem goes to p, named
 // "B24_PORTALS_FILE PATH: portals.NAME.FIELD".
@@ -119,15 +151,8 @@ func readPortalsFile(path, pathName string, def Limits, getenv func(string) stri
 			p.addf("%s: is empty; it must define portals:", where)
 			return nil
 		}
-		msg := strings.TrimPrefix(err.Error(), "yaml: ")
-		msg = strings.TrimPrefix(msg, "unmarshal errors:\n")
-		for _, line := range strings.Split(msg, "\n") {
-			line = strings.TrimSpace(line)
-			line = yamlValueRE.ReplaceAllString(line, "")
-			line = yamlTypeRE.ReplaceAllString(line, "")
-			if line != "" {
-				p.addf("%s: %s", where, line)
-			}
+		for _, line := range yamlProblems(err) {
+			p.addf("%s: %s", where, line)
 		}
 		return nil
 	}
@@ -225,7 +250,8 @@ func oauthFromFile(fo *fileOAuth, field string, getenv func(string) string, p *p
 		case reason != "":
 			p.addf("%s.portal_url %s: %s", field, RedactURL(o.PortalURL), reason)
 		case u.RawQuery != "":
-			p.addf("%s.portal_url %s: must not contain a ?query", field, RedactURL(o.PortalURL))
+			u.RawQuery = "" // it may hold a token: never shown
+			p.addf("%s.portal_url %s: must not contain a ?query", field, RedactURL(u.String()))
 		default:
 			if !strings.HasSuffix(u.Path, "/") {
 				u.Path += "/"

@@ -132,17 +132,19 @@ func (r Redis) UniversalClient() (redis.UniversalClient, error) {
 		}), nil
 	case asynq.RedisClusterClientOpt:
 		return redis.NewClusterClient(&redis.ClusterOptions{
-			Addrs:           o.Addrs,
-			Username:        o.Username,
-			Password:        o.Password,
-			DialTimeout:     o.DialTimeout,
-			ReadTimeout:     o.ReadTimeout,
-			WriteTimeout:    o.WriteTimeout,
-			PoolSize:        PoolSize,
-			TLSConfig:       o.TLSConfig,
-			MaxRedirects:    FailoverMaxRetries,
-			MinRetryBackoff: FailoverMinRetryBackoff,
-			MaxRetryBackoff: FailoverMaxRetryBackoff,
+			Addrs:        o.Addrs,
+			Username:     o.Username,
+			Password:     o.Password,
+			DialTimeout:  o.DialTimeout,
+			ReadTimeout:  o.ReadTimeout,
+			WriteTimeout: o.WriteTimeout,
+			PoolSize:     PoolSize,
+			// No pipeline pool is made unless its buffers are set; -1 says so.
+			PipelinePoolSize: -1,
+			TLSConfig:        o.TLSConfig,
+			MaxRedirects:     FailoverMaxRetries,
+			MinRetryBackoff:  FailoverMinRetryBackoff,
+			MaxRetryBackoff:  FailoverMaxRetryBackoff,
 		}), nil
 	}
 	c, ok := opt.MakeRedisClient().(redis.UniversalClient)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"strings"
 
 	"gopkg.in/yaml.v3"
 
@@ -50,12 +49,8 @@ func ParsePortal(name string, data []byte, def Limits, httpHosts []string) (Port
 	case errors.Is(err, io.EOF):
 		p.addf("%s: the body is empty; it needs webhook_url or oauth", field)
 	case err != nil:
-		msg := strings.TrimPrefix(strings.TrimPrefix(err.Error(), "yaml: "), "unmarshal errors:\n")
-		for _, line := range strings.Split(msg, "\n") {
-			line = yamlTypeRE.ReplaceAllString(yamlValueRE.ReplaceAllString(strings.TrimSpace(line), ""), "")
-			if line != "" {
-				p.addf("%s: %s", field, line)
-			}
+		for _, line := range yamlProblems(err) {
+			p.addf("%s: %s", field, line)
 		}
 	case envRefRE.Match(data):
 		p.addf("%s: ${NAME} references are for B24_PORTALS_FILE only; send the value itself", field)

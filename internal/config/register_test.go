@@ -25,6 +25,8 @@ func TestParsePortal(t *testing.T) {
 		{"empty", "acme", ``, []string{"the body is empty"}},
 		{"both", "acme", `{"webhook_url": "https://acme.bitrix24.ru/rest/1/` + secret + `/", "oauth": {"client_id": "x"}}`, []string{"exactly one of webhook_url and oauth"}},
 		{"unknown field", "acme", `{"webhook": "https://acme.bitrix24.ru/rest/1/` + secret + `/"}`, []string{`field webhook not found`}},
+		{"URL as a key", "acme", `{"https://acme.bitrix24.ru/rest/1/` + secret + `/": 1}`, []string{"an unknown key (not shown"}},
+		{"query in portal_url", "beta", `{"oauth": {"portal_url": "https://beta.bitrix24.de/?auth=` + secret + `", "client_id": "a", "client_secret": "b", "access_token": "c", "refresh_token": "d"}}`, []string{"must not contain a ?query"}},
 		{"plain http", "acme", `{"webhook_url": "http://acme.bitrix24.ru/rest/1/` + secret + `/"}`, []string{"https"}},
 		{"bare secret", "acme", `{"webhook_url": "` + secret + `"}`, []string{"not shown"}},
 		{"env reference", "acme", `{"webhook_url": "${ACME_HOOK}"}`, []string{"B24_PORTALS_FILE only"}},

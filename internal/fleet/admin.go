@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -27,6 +28,9 @@ var (
 	// ErrUnknownPortal: no live worker has the portal and it is not
 	// registered.
 	ErrUnknownPortal = errors.New("no such portal")
+	// ErrTasksRunning: a removed portal's queue could not be deleted
+	// because some of its tasks still ran; they end on their own.
+	ErrTasksRunning = errors.New("tasks of the removed portal still run")
 )
 
 // Sources of a PortalStatus.
@@ -114,10 +118,9 @@ func (a *Admin) Register(ctx context.Context, name string, body []byte) (rec Rec
 		return Record{}, false, err
 	}
 	// New credentials: a portal that was unavailable for the old ones is
-	// tried again at once.
-	if _, err := a.Resume(ctx, name); err != nil {
-		return rec, created, err
-	}
+	// tried again at once. The registration stands if this fails: the
+	// workers' probe resumes the portal in a few minutes at most.
+	_, _ = a.Resume(ctx, name)
 	return rec, created, nil
 }
 
@@ -190,22 +193,38 @@ func (a *Admin) read(ctx context.Context) ([]Member, []Record, []string, error) 
 	return live, recs, active, nil
 }
 
+// availabilityChunk bounds the reads of one pipeline.
+const availabilityChunk = 1000
+
 // fill sets the activity, owners and availability of each status in place.
 func (a *Admin) fill(ctx context.Context, list []PortalStatus, live []Member, active []string) error {
+	isActive := make(map[string]bool, len(active))
+	for _, n := range active {
+		isActive[n] = true
+	}
 	for i := range list {
 		st := &list[i]
-		st.Active = slices.Contains(active, st.Name)
+		st.Active = isActive[st.Name]
 		if st.Active {
 			st.Owners = Owners(st.Name, st.Source == SourceRegistered, live, a.replicas)
 		}
 	}
+	names := make([]string, len(list))
 	for i := range list {
-		u, down, err := limiter.ReadAvailability(ctx, a.rdb, a.prefix, list[i].Name)
+		names[i] = list[i].Name
+	}
+	down := map[string]limiter.Unavailability{}
+	for start := 0; start < len(names); start += availabilityChunk {
+		part, err := limiter.ReadAvailabilities(ctx, a.rdb, a.prefix, names[start:min(start+availabilityChunk, len(names))])
 		if err != nil {
 			return err
 		}
-		list[i].Available = !down
-		if down {
+		maps.Copy(down, part)
+	}
+	for i := range list {
+		u, isDown := down[list[i].Name]
+		list[i].Available = !isDown
+		if isDown {
 			list[i].Unavailable = &Unavailable{Code: u.Code, Description: u.Description, Method: u.Method,
 				Since: u.Since, NextProbe: u.NextProbe, Probes: u.Probes, Fix: tasks.FixFor(u.Code)}
 		}
@@ -234,6 +253,11 @@ func (a *Admin) Remove(ctx context.Context, name string, force bool) (int, error
 		return 0, fmt.Errorf("remove portal %s: %w (remove it with force to delete them)", name, ErrHasWork)
 	}
 	if err := a.registry.Remove(ctx, name); err != nil {
+		return 0, err
+	}
+	// A task enqueued between the look and the removal could never run
+	// now: look again, and delete what is there whatever force says.
+	if busy, err = tasks.QueueHasWork(ctx, a.rdb, name); err != nil {
 		return 0, err
 	}
 	if !busy {
@@ -267,7 +291,8 @@ func (a *Admin) deleteQueue(ctx context.Context, name string) (int, error) {
 			return n, a.rdb.SRem(ctx, a.activity.Key(), name).Err()
 		}
 		if time.Now().After(deadline) {
-			return 0, fmt.Errorf("remove portal %s: its queue still has running tasks after %s; they end on their own, delete the queue from the dashboard later: %w", name, removeWait, err)
+			return 0, fmt.Errorf("remove portal %s (removed): %w after %s; delete its queue %s from the dashboard once they ended (%v)",
+				name, ErrTasksRunning, removeWait, q, err)
 		}
 		select {
 		case <-ctx.Done():

@@ -112,24 +112,54 @@ func (r *Registry) Add(ctx context.Context, p config.Portal) (Record, bool, erro
 			return Record{}, false, err
 		}
 	}
-	rev, err := r.rdb.Incr(ctx, r.keys.PortalsVersion()).Result()
+	data, err := json.Marshal(rec) // the revision is the changes set's score
 	if err != nil {
 		return Record{}, false, fmt.Errorf("register portal %s: %w", p.Name, err)
 	}
-	rec.Revision = rev
-	data, err := json.Marshal(rec)
-	if err != nil {
-		return Record{}, false, fmt.Errorf("register portal %s: %w", p.Name, err)
+	res, err := registerScript.Run(ctx, r.rdb, r.scriptKeys(), p.Name, data).Int64Slice()
+	if err != nil || len(res) != 2 {
+		return Record{}, false, fmt.Errorf("register portal %s: %w (%v)", p.Name, err, res)
 	}
-	n, err := r.rdb.HSet(ctx, r.keys.Portals(), p.Name, data).Result()
-	if err != nil {
-		return Record{}, false, fmt.Errorf("register portal %s: %w", p.Name, err)
-	}
-	if err := r.changed(ctx, p.Name, rev); err != nil {
-		return Record{}, false, err
-	}
-	return rec, n == 1, nil
+	rec.Revision = res[0]
+	return rec, res[1] == 1, nil
 }
+
+// The registry's three keys share the hash tag {portals}, so that a change
+// is one script: a worker that sees the version moved sees every change up
+// to it.
+func (r *Registry) scriptKeys() []string {
+	return []string{r.keys.Portals(), r.keys.PortalsVersion(), r.keys.PortalsChanges()}
+}
+
+// registerScript records a registration.
+//
+// KEYS[1] -> PREFIX:{portals} (name → record JSON)
+// KEYS[2] -> PREFIX:{portals}:version
+// KEYS[3] -> PREFIX:{portals}:changes (name → revision of its last change)
+// --
+// ARGV[1] -> portal name
+// ARGV[2] -> record JSON
+//
+// Output: {revision, 1 when the name was new else 0}
+var registerScript = redis.NewScript(`
+local rev = redis.call('INCR', KEYS[2])
+local new = redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[3], rev, ARGV[1])
+return {rev, new}
+`)
+
+// removeScript records a removal.
+//
+// KEYS as registerScript; ARGV[1] -> portal name.
+//
+// Output: the revision of the removal, or 0 when the name was not
+// registered.
+var removeScript = redis.NewScript(`
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+local rev = redis.call('INCR', KEYS[2])
+redis.call('ZADD', KEYS[3], rev, ARGV[1])
+return rev
+`)
 
 // Get returns the record of portal name; ok is false when it is not
 // registered.
@@ -142,7 +172,15 @@ func (r *Registry) Get(ctx context.Context, name string) (Record, bool, error) {
 		return Record{}, false, fmt.Errorf("read portal %s: %w", name, err)
 	}
 	rec, err := decodeRecord(name, data)
-	return rec, err == nil, err
+	if err != nil {
+		return Record{}, false, err
+	}
+	rev, err := r.rdb.ZScore(ctx, r.keys.PortalsChanges(), name).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return Record{}, false, fmt.Errorf("read portal %s: %w", name, err)
+	}
+	rec.Revision = int64(rev)
+	return rec, true, nil
 }
 
 // List returns every registered portal, sorted by name.
@@ -151,12 +189,23 @@ func (r *Registry) List(ctx context.Context) ([]Record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list registered portals: %w", err)
 	}
+	revs, err := r.rdb.ZRangeWithScores(ctx, r.keys.PortalsChanges(), 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list registered portals: %w", err)
+	}
+	rev := make(map[string]int64, len(revs))
+	for _, z := range revs {
+		if n, ok := z.Member.(string); ok {
+			rev[n] = int64(z.Score)
+		}
+	}
 	out := make([]Record, 0, len(m))
 	for name, data := range m {
 		rec, err := decodeRecord(name, []byte(data))
 		if err != nil {
 			return nil, err
 		}
+		rec.Revision = rev[name]
 		out = append(out, rec)
 	}
 	slices.SortFunc(out, func(a, b Record) int { return strings.Compare(a.Name, b.Name) })
@@ -181,15 +230,6 @@ func (r *Registry) Version(ctx context.Context) (int64, error) {
 	return v, nil
 }
 
-// changed records that portal name changed at revision rev (after the
-// change itself, so that a reader that sees the revision sees the change).
-func (r *Registry) changed(ctx context.Context, name string, rev int64) error {
-	if err := r.rdb.ZAdd(ctx, r.keys.PortalsChanges(), redis.Z{Score: float64(rev), Member: name}).Err(); err != nil {
-		return fmt.Errorf("record the change of portal %s: %w", name, err)
-	}
-	return nil
-}
-
 // Changes returns the portals changed after revision since (0: every
 // portal ever registered) with their revision now, 0 for a removed one,
 // and the highest revision seen, which the caller passes as since next
@@ -205,9 +245,11 @@ func (r *Registry) Changes(ctx context.Context, since int64) (map[string]int64, 
 		return out, since, nil
 	}
 	names := make([]string, len(zs))
+	revs := make([]int64, len(zs))
 	for i, z := range zs {
 		names[i], _ = z.Member.(string)
-		since = max(since, int64(z.Score))
+		revs[i] = int64(z.Score)
+		since = max(since, revs[i])
 	}
 	for start := 0; start < len(names); start += changesChunk {
 		chunk := names[start:min(start+changesChunk, len(names))]
@@ -217,10 +259,8 @@ func (r *Registry) Changes(ctx context.Context, since int64) (map[string]int64, 
 		}
 		for i, v := range vals {
 			out[chunk[i]] = 0 // removed, unless its record is there
-			if s, ok := v.(string); ok {
-				if rec, err := decodeRecord(chunk[i], []byte(s)); err == nil {
-					out[chunk[i]] = rec.Revision
-				}
+			if _, ok := v.(string); ok {
+				out[chunk[i]] = revs[start+i]
 			}
 		}
 	}
@@ -233,19 +273,12 @@ const changesChunk = 1000
 // Remove forgets portal name: its record, credential and tokens. Workers
 // stop running its queue within a second or two (see the coordinator).
 func (r *Registry) Remove(ctx context.Context, name string) error {
-	n, err := r.rdb.HDel(ctx, r.keys.Portals(), name).Result()
+	rev, err := removeScript.Run(ctx, r.rdb, r.scriptKeys(), name).Int64()
 	if err != nil {
 		return fmt.Errorf("remove portal %s: %w", name, err)
 	}
-	if n == 0 {
+	if rev == 0 {
 		return fmt.Errorf("remove portal %s: %w", name, ErrNotRegistered)
-	}
-	rev, err := r.rdb.Incr(ctx, r.keys.PortalsVersion()).Result()
-	if err != nil {
-		return fmt.Errorf("remove portal %s: %w", name, err)
-	}
-	if err := r.changed(ctx, name, rev); err != nil {
-		return err
 	}
 	return r.tokens.Forget(ctx, name)
 }

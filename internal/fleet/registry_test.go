@@ -2,7 +2,9 @@ package fleet
 
 import (
 	"context"
+	"fmt"
 	"maps"
+	"sync"
 	"testing"
 
 	"github.com/b24queue/b24queue/internal/config"
@@ -62,5 +64,62 @@ func TestRegistryChanges(t *testing.T) {
 	}
 	if _, _, err := reg.Load(ctx, "beta"); err == nil {
 		t.Error("Load of a removed portal succeeded")
+	}
+}
+
+// Registrations made at once by many producers are each seen by a worker
+// that follows the changes from the revision it knows: none is skipped,
+// whatever order their writes land in.
+func TestRegistryChangesMissNothingUnderConcurrency(t *testing.T) {
+	t.Parallel()
+	rdb := requireRedis(t)
+	prefix := testutil.Unique("fleettest")
+	t.Cleanup(func() { testutil.DeleteKeys(rdb, prefix+":*") })
+	reg := NewRegistry(rdb, prefix)
+	ctx := context.Background()
+	const n = 200
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var wg sync.WaitGroup
+		for w := range 8 {
+			wg.Go(func() {
+				for i := w; i < n; i += 8 {
+					p, err := config.ParsePortal(fmt.Sprintf("p%03d", i), []byte(`{"webhook_url": "https://x.bitrix24.ru/rest/1/code/"}`), config.Limits{}, nil)
+					if err == nil {
+						_, _, err = reg.Add(ctx, p)
+					}
+					if err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+	}()
+	seen := map[string]bool{}
+	var since int64
+	for finished := false; !finished; {
+		select {
+		case <-done:
+			finished = true
+		default:
+		}
+		got, next, err := reg.Changes(ctx, since)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name := range got {
+			seen[name] = true
+		}
+		since = next
+	}
+	got, _, _ := reg.Changes(ctx, since) // the last ones, after the writers ended
+	for name := range got {
+		seen[name] = true
+	}
+	if len(seen) != n {
+		t.Errorf("a worker following the changes saw %d of %d registrations", len(seen), n)
 	}
 }

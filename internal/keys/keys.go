@@ -20,9 +20,9 @@
 //	PREFIX:{PORTAL}:usage             limiter: every method's last operating report, sampled
 //	PREFIX:{PORTAL}:oauth             fleet: the portal's OAuth token pair (a token store key: secrets)
 //	PREFIX:{PORTAL}:credential        fleet: a registered portal's webhook or OAuth app (a token store key: secrets)
-//	PREFIX:portals                    fleet: registered portals, name → public record (no secret)
-//	PREFIX:portals:version            fleet: counts changes of the registry, so workers reload only then
-//	PREFIX:portals:changes            fleet: sorted set, portal name → revision of its last change
+//	PREFIX:{portals}                  fleet: registered portals, name → public record (no secret)
+//	PREFIX:{portals}:version          fleet: counts changes of the registry, so workers reload only then
+//	PREFIX:{portals}:changes          fleet: sorted set, portal name → revision of its last change
 //	PREFIX:active                     tasks/fleet: set of the portals that have work in their queue
 //	PREFIX:workers                    fleet: live workers, ID → JSON (expiry, portals of their own config)
 //	PREFIX:imp:{ID}:meta|spec|...     import state, see Import
@@ -140,17 +140,18 @@ func (s Space) OAuth(portal string) string { return s.portal(portal, "oauth") }
 func (s Space) Credential(portal string) string { return s.portal(portal, "credential") }
 
 // Portals is the registry of portals registered at run time: a hash from
-// portal name to its public record (never a secret).
-func (s Space) Portals() string { return s.Prefix() + ":portals" }
+// portal name to its public record (never a secret). It and the two keys
+// below share the tag {portals}: a registration changes them in one script.
+func (s Space) Portals() string { return s.Prefix() + ":" + Tag("portals") }
 
 // PortalsVersion counts the changes of the registry: workers read it every
 // second and reload the records only when it moved.
-func (s Space) PortalsVersion() string { return s.Prefix() + ":portals:version" }
+func (s Space) PortalsVersion() string { return s.Portals() + ":version" }
 
 // PortalsChanges records, for every portal ever registered, the revision
 // of its last change (registration or removal): a sorted set that workers
 // read from the revision they know, so they read only what changed.
-func (s Space) PortalsChanges() string { return s.Prefix() + ":portals:changes" }
+func (s Space) PortalsChanges() string { return s.Portals() + ":changes" }
 
 // Active is the set of portals whose queue has work (pending, scheduled,
 // retrying, parked or running tasks): producers add a portal after they

@@ -294,7 +294,8 @@ func (c *coordinator) stop(name, why string) {
 	c.stopping[name] = done
 	c.mu.Unlock()
 	c.w.logger.Info("fleet: stopping the queue of a portal", "portal", name, "why", why)
-	h.server.Stop()
+	// Shutdown (which stops fetching first) runs in the background: asynq's
+	// Stop alone may take a second, and the loop must keep its heartbeat.
 	c.stops.Add(1)
 	go func() {
 		defer c.stops.Done()
@@ -309,7 +310,7 @@ func (c *coordinator) stop(name, why string) {
 	}()
 }
 
-// stopAll stops every queue at once and waits for them (at most one
+// stopAll stops every queue at once and waits for them (at most about one
 // ShutdownTimeout, as they stop in parallel).
 func (c *coordinator) stopAll() {
 	for name := range c.heldCopy() {

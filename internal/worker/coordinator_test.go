@@ -91,6 +91,9 @@ func TestRegisteredPortalServedWithoutRestart(t *testing.T) {
 	if code, body = call(t, b, http.MethodDelete, "/v1/portals/"+name, ""); code != http.StatusConflict {
 		t.Errorf("remove with a task waiting: %d %s, want 409", code, body)
 	}
+	if code, body = call(t, b, http.MethodDelete, "/v1/portals/"+name+"?force=maybe", ""); code != http.StatusBadRequest {
+		t.Errorf("force=maybe: %d %s, want 400", code, body)
+	}
 	if code, body = call(t, b, http.MethodDelete, "/v1/portals/"+name+"?force=1", ""); code != http.StatusOK || !strings.Contains(body, `"deleted_tasks":1`) {
 		t.Errorf("forced remove: %d %s", code, body)
 	}
