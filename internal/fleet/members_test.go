@@ -6,8 +6,6 @@ import (
 	"slices"
 	"testing"
 	"time"
-
-	"github.com/b24queue/b24queue/internal/testutil"
 )
 
 func members(n int, configured ...string) []Member {
@@ -66,9 +64,7 @@ func TestOwnersSpreadAndMoveLittle(t *testing.T) {
 // (and deleted), one that leaves is gone at once.
 func TestMembersLive(t *testing.T) {
 	t.Parallel()
-	rdb := requireRedis(t)
-	prefix := testutil.Unique("fleettest")
-	t.Cleanup(func() { testutil.DeleteKeys(rdb, prefix+":*") })
+	rdb, prefix := keySpace(t)
 	ms := NewMembers(rdb, prefix)
 	ctx := context.Background()
 	now := time.Now()

@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/b24queue/b24queue/internal/config"
-	"github.com/b24queue/b24queue/internal/testutil"
 )
 
 // A worker reads only what changed since the revision it knows: new
@@ -16,9 +15,7 @@ import (
 // secret is in the token store only, and gone after removal.
 func TestRegistryChanges(t *testing.T) {
 	t.Parallel()
-	rdb := requireRedis(t)
-	prefix := testutil.Unique("fleettest")
-	t.Cleanup(func() { testutil.DeleteKeys(rdb, prefix+":*") })
+	rdb, prefix := keySpace(t)
 	reg := NewRegistry(rdb, prefix)
 	ctx := context.Background()
 	add := func(name string) Record {
@@ -72,9 +69,7 @@ func TestRegistryChanges(t *testing.T) {
 // whatever order their writes land in.
 func TestRegistryChangesMissNothingUnderConcurrency(t *testing.T) {
 	t.Parallel()
-	rdb := requireRedis(t)
-	prefix := testutil.Unique("fleettest")
-	t.Cleanup(func() { testutil.DeleteKeys(rdb, prefix+":*") })
+	rdb, prefix := keySpace(t)
 	reg := NewRegistry(rdb, prefix)
 	ctx := context.Background()
 	const n = 200

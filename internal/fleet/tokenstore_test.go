@@ -20,6 +20,16 @@ func requireRedis(t *testing.T) redis.UniversalClient {
 	return testutil.Redis(t, testRedisDB)
 }
 
+// keySpace returns the test Redis and a key prefix of the test's own,
+// whose keys are deleted on cleanup.
+func keySpace(t *testing.T) (redis.UniversalClient, string) {
+	t.Helper()
+	rdb := requireRedis(t)
+	prefix := testutil.Unique("fleettest")
+	t.Cleanup(func() { testutil.DeleteKeys(rdb, prefix+":*") })
+	return rdb, prefix
+}
+
 func TestTokenStore(t *testing.T) {
 	t.Parallel()
 	rdb := requireRedis(t)
