@@ -117,9 +117,6 @@ func (s *server) removePortal(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) resumePortal(w http.ResponseWriter, r *http.Request) {
 	s.forPortal(w, r, "resume portal", func(ctx context.Context, name string) (any, error) {
-		if _, err := s.portals.Status(ctx, name); err != nil {
-			return nil, err
-		}
 		was, err := s.portals.Resume(ctx, name)
 		if err == nil {
 			s.logger.Info("portal resumed by an operator", "portal", name, "was_unavailable", was)

@@ -173,9 +173,6 @@ func (e *env) portalRemove(ctx context.Context, admin *fleet.Admin, name string,
 }
 
 func (e *env) portalResume(ctx context.Context, admin *fleet.Admin, name string) int {
-	if _, err := admin.Status(ctx, name); err != nil {
-		return e.portalFail(err)
-	}
 	was, err := admin.Resume(ctx, name)
 	if err != nil {
 		return e.portalFail(err)

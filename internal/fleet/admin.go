@@ -120,7 +120,7 @@ func (a *Admin) Register(ctx context.Context, name string, body []byte) (rec Rec
 	// New credentials: a portal that was unavailable for the old ones is
 	// tried again at once. The registration stands if this fails: the
 	// workers' probe resumes the portal in a few minutes at most.
-	_, _ = a.Resume(ctx, name)
+	_, _ = a.resume(ctx, name)
 	return rec, created, nil
 }
 
@@ -152,28 +152,47 @@ func (a *Admin) List(ctx context.Context) ([]PortalStatus, error) {
 
 // Status returns one portal's status, or ErrUnknownPortal.
 func (a *Admin) Status(ctx context.Context, name string) (PortalStatus, error) {
-	live, _, active, err := a.read(ctx)
+	live, err := a.members.Live(ctx, time.Now())
 	if err != nil {
 		return PortalStatus{}, err
 	}
-	st := PortalStatus{Name: name}
-	for _, m := range live {
-		if m.Configured(name) {
-			st.Source = SourceConfig
-		}
+	st, err := a.find(ctx, name, live)
+	if err != nil {
+		return PortalStatus{}, err
 	}
-	if st.Source == "" {
-		rec, ok, err := a.registry.Get(ctx, name)
-		if err != nil {
-			return PortalStatus{}, err
-		}
-		if !ok {
-			return PortalStatus{}, fmt.Errorf("portal %s: %w", name, ErrUnknownPortal)
-		}
-		st.Source, st.Record = SourceRegistered, &rec
+	active, err := a.activity.Portals(ctx)
+	if err != nil {
+		return PortalStatus{}, err
 	}
 	list := []PortalStatus{st}
 	return list[0], a.fill(ctx, list, live, active)
+}
+
+// find returns portal name with its source (and record when registered),
+// or ErrUnknownPortal.
+func (a *Admin) find(ctx context.Context, name string, live []Member) (PortalStatus, error) {
+	for _, m := range live {
+		if m.Configured(name) {
+			return PortalStatus{Name: name, Source: SourceConfig}, nil
+		}
+	}
+	rec, ok, err := a.registry.Get(ctx, name)
+	if err != nil {
+		return PortalStatus{}, err
+	}
+	if !ok {
+		return PortalStatus{}, fmt.Errorf("portal %s: %w", name, ErrUnknownPortal)
+	}
+	return PortalStatus{Name: name, Source: SourceRegistered, Record: &rec}, nil
+}
+
+// findLive is find with the live members read first.
+func (a *Admin) findLive(ctx context.Context, name string) (PortalStatus, error) {
+	live, err := a.members.Live(ctx, time.Now())
+	if err != nil {
+		return PortalStatus{}, err
+	}
+	return a.find(ctx, name, live)
 }
 
 // read returns the live members, the registered records and the active set.
@@ -237,12 +256,11 @@ func (a *Admin) fill(ctx context.Context, list []PortalStatus, live []Member, ac
 // for a portal that is gone). Workers stop running its queue within a
 // second or two. It returns how many tasks were deleted.
 func (a *Admin) Remove(ctx context.Context, name string, force bool) (int, error) {
-	if _, err := a.Status(ctx, name); err != nil {
+	st, err := a.findLive(ctx, name)
+	if err != nil {
 		return 0, err
 	}
-	if _, ok, err := a.registry.Get(ctx, name); err != nil {
-		return 0, err
-	} else if !ok {
+	if st.Source != SourceRegistered {
 		return 0, fmt.Errorf("remove portal %s: %w", name, ErrConfigured)
 	}
 	busy, err := tasks.QueueHasWork(ctx, a.rdb, name)
@@ -304,8 +322,16 @@ func (a *Admin) deleteQueue(ctx context.Context, name string) (int, error) {
 
 // Resume makes portal name available again at once (an operator fixed its
 // credential), wakes its parked tasks and marks it active. It reports
-// whether the portal was unavailable.
+// whether the portal was unavailable; an unknown portal is ErrUnknownPortal.
 func (a *Admin) Resume(ctx context.Context, name string) (bool, error) {
+	if _, err := a.findLive(ctx, name); err != nil {
+		return false, err
+	}
+	return a.resume(ctx, name)
+}
+
+// resume is Resume of a portal known to exist.
+func (a *Admin) resume(ctx context.Context, name string) (bool, error) {
 	was, err := limiter.Resume(ctx, a.rdb, a.prefix, name)
 	if err != nil {
 		return false, err
