@@ -35,6 +35,7 @@ type Producer struct {
 	client   *asynq.Client
 	imports  *Imports
 	known    KnownPortals
+	serves   ServesPortal
 	activity Activity
 }
 
@@ -48,6 +49,18 @@ type ProducerOption func(*Producer)
 // name is accepted then. Without this option every valid name is accepted.
 func WithKnownPortals(known KnownPortals) ProducerOption {
 	return func(p *Producer) { p.known = known }
+}
+
+// ServesPortal reports whether a live worker serves portal, cheaply (a
+// fleet may know thousands of portals: listing them all per request is
+// what it saves).
+type ServesPortal func(ctx context.Context, portal string) (bool, error)
+
+// WithServesPortal gives WithKnownPortals a quick yes: serves is asked
+// first, and the list of known portals is read only when it says no (to
+// tell whether anyone can tell, and to name the served portals).
+func WithServesPortal(serves ServesPortal) ProducerOption {
+	return func(p *Producer) { p.serves = serves }
 }
 
 // WithActivity makes the Producer mark a portal active (see Activity)
@@ -119,6 +132,13 @@ func (p *Producer) checkServed(ctx context.Context, portal string) error {
 	}
 	if portal == "" {
 		portal = DefaultPortal
+	}
+	if p.serves != nil {
+		if ok, err := p.serves(ctx, portal); err != nil {
+			return fmt.Errorf("ask whether a worker serves portal %s: %w", portal, err)
+		} else if ok {
+			return nil
+		}
 	}
 	served, err := p.known(ctx)
 	if err != nil {

@@ -158,3 +158,22 @@ func TestUnservedPortalProblemIsShort(t *testing.T) {
 		t.Errorf("short list: %q", msg)
 	}
 }
+
+// With ServesPortal the list of known portals is read only to refuse: a
+// served portal is accepted on the quick answer alone.
+func TestServesPortalSkipsTheList(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	listed := 0
+	known := func(context.Context) ([]string, error) { listed++; return []string{"acme", b.portal}, nil }
+	serves := func(_ context.Context, portal string) (bool, error) { return portal == b.portal, nil }
+	p := NewProducer(b.client, b.imports, WithKnownPortals(known), WithServesPortal(serves))
+	if _, err := p.EnqueueWorkplace(ctx, WorkplacePayload{Portal: b.portal, Title: "HR"}); err != nil || listed != 0 {
+		t.Errorf("served portal: err %v, list read %d times, want accepted without it", err, listed)
+	}
+	_, err := p.EnqueueWorkplace(ctx, WorkplacePayload{Portal: "nobody", Title: "HR"})
+	if !errors.As(err, new(*ValidationError)) || listed != 1 || !strings.Contains(err.Error(), "acme") {
+		t.Errorf("unserved portal: err %v, list read %d times, want refused naming the served ones", err, listed)
+	}
+}

@@ -112,6 +112,7 @@ type Option func(*options)
 type options struct {
 	insp    *asynq.Inspector
 	known   tasks.KnownPortals
+	serves  tasks.ServesPortal
 	portals *fleet.Admin
 }
 
@@ -122,6 +123,12 @@ func WithInspector(insp *asynq.Inspector) Option { return func(o *options) { o.i
 // WithKnownPortals refuses (400, naming the served portals) a portal no
 // live worker serves; see tasks.WithKnownPortals.
 func WithKnownPortals(known tasks.KnownPortals) Option { return func(o *options) { o.known = known } }
+
+// WithServesPortal answers WithKnownPortals' question for one portal
+// first; see tasks.WithServesPortal.
+func WithServesPortal(serves tasks.ServesPortal) Option {
+	return func(o *options) { o.serves = serves }
+}
 
 // New returns the API handler. Routes (Go 1.22 patterns, full paths, so
 // mount it at "/v1/"):
@@ -153,6 +160,9 @@ func New(imports *tasks.Imports, client *asynq.Client, logger *slog.Logger, opts
 	var popts []tasks.ProducerOption
 	if o.known != nil {
 		popts = append(popts, tasks.WithKnownPortals(o.known))
+	}
+	if o.serves != nil {
+		popts = append(popts, tasks.WithServesPortal(o.serves))
 	}
 	s := &server{producer: tasks.NewProducer(client, imports, popts...), imports: imports, insp: o.insp,
 		portals: o.portals, logger: logger}

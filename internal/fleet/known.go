@@ -5,6 +5,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/b24queue/b24queue/internal/keys"
+	"github.com/b24queue/b24queue/tasks"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -36,5 +38,30 @@ func Known(rdb redis.UniversalClient, prefix string, own ...string) func(context
 		}
 		slices.Sort(names)
 		return slices.Compact(names), nil
+	}
+}
+
+// Serves is the quick question behind Known for one portal
+// (tasks.WithServesPortal): one of own, registered (HEXISTS), or one of a
+// live worker's own portals. It never lists the registry.
+func Serves(rdb redis.UniversalClient, prefix string, own ...string) tasks.ServesPortal {
+	members, key := NewMembers(rdb, prefix), keys.New(prefix).Portals()
+	return func(ctx context.Context, portal string) (bool, error) {
+		if slices.Contains(own, portal) {
+			return true, nil
+		}
+		if ok, err := rdb.HExists(ctx, key, portal).Result(); err != nil || ok {
+			return ok, err
+		}
+		live, err := members.Live(ctx, time.Now())
+		if err != nil {
+			return false, err
+		}
+		for _, m := range live {
+			if m.Configured(portal) {
+				return true, nil
+			}
+		}
+		return false, nil
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/b24queue/b24queue/internal/config"
 )
@@ -116,5 +117,29 @@ func TestRegistryChangesMissNothingUnderConcurrency(t *testing.T) {
 	}
 	if len(seen) != n {
 		t.Errorf("a worker following the changes saw %d of %d registrations", len(seen), n)
+	}
+}
+
+// Serves says yes for a portal of the caller, a registered one and one of
+// a live worker's configuration, and no otherwise.
+func TestServes(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := keySpace(t)
+	ctx := context.Background()
+	p, err := config.ParsePortal("reg", []byte(`{"webhook_url": "https://x.bitrix24.ru/rest/1/code/"}`), config.Limits{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := NewRegistry(rdb, prefix).Add(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if err := NewMembers(rdb, prefix).Beat(ctx, Member{ID: "w1", Expires: time.Now().Add(time.Minute), Portals: []string{"cfg"}}); err != nil {
+		t.Fatal(err)
+	}
+	serves := Serves(rdb, prefix, "own")
+	for portal, want := range map[string]bool{"own": true, "reg": true, "cfg": true, "nobody": false} {
+		if got, err := serves(ctx, portal); err != nil || got != want {
+			t.Errorf("Serves(%s) = %t, %v; want %t", portal, got, err, want)
+		}
 	}
 }

@@ -15,9 +15,12 @@ import (
 // /imports/ and /portals/: the imports, and the limiter's state of the
 // portals this worker serves.
 func (w *Worker) mountHTTP(imports *tasks.Imports, producer *asynq.Client, inspector *asynq.Inspector, prefix string) {
-	// The API refuses portals the fleet does not know (package fleet).
+	// The API refuses portals the fleet does not know (package fleet): a
+	// quick look for the portal asked, the whole list only to refuse.
+	own := w.ownPortals()
 	w.Mount("/v1/", api.New(imports, producer, w.logger,
-		api.WithInspector(inspector), api.WithKnownPortals(fleet.Known(w.rdb, prefix, w.ownPortals()...)),
+		api.WithInspector(inspector), api.WithKnownPortals(fleet.Known(w.rdb, prefix, own...)),
+		api.WithServesPortal(fleet.Serves(w.rdb, prefix, own...)),
 		api.WithPortals(fleet.NewAdmin(w.rdb, prefix, w.cfg.PortalReplicas, w.cfg.InsecureHTTPHosts))))
 	perRequest := b24.MaxBatch
 	if !w.cfg.Batch {
