@@ -30,8 +30,9 @@ func call(t *testing.T, b *bundle, method, path, body string) (int, string) {
 
 // A portal registered through the API while the worker runs is served
 // without a restart: its first call follows the enqueue within 2 s; its
-// queue stops once it has no work left; removing it refuses while it has
-// work and makes it unknown after. Its secret is in no answer.
+// queue stops once it has no work left and runs again when a task arrives
+// unmarked (the sweep); removing it refuses while it has work, and a forced
+// removal stops its queue and makes it unknown. Its secret is in no answer.
 func TestRegisteredPortalServedWithoutRestart(t *testing.T) {
 	t.Parallel()
 	b := setup(t, b24test.Config{}, nil)
@@ -88,6 +89,11 @@ func TestRegisteredPortalServedWithoutRestart(t *testing.T) {
 	if _, err := b.client.Enqueue(task); err != nil {
 		t.Fatal(err)
 	}
+	// Enqueued with a bare asynq client (no activity mark): the sweep finds
+	// it and the queue runs again.
+	testutil.WaitFor(t, 5*time.Second, "the sweep to find the bare task", func() (bool, string) {
+		return slices.Contains(b.w.coord.Held(), name), strings.Join(b.w.coord.Held(), ",")
+	})
 	if code, body = call(t, b, http.MethodDelete, "/v1/portals/"+name, ""); code != http.StatusConflict {
 		t.Errorf("remove with a task waiting: %d %s, want 409", code, body)
 	}
@@ -97,6 +103,9 @@ func TestRegisteredPortalServedWithoutRestart(t *testing.T) {
 	if code, body = call(t, b, http.MethodDelete, "/v1/portals/"+name+"?force=1", ""); code != http.StatusOK || !strings.Contains(body, `"deleted_tasks":1`) {
 		t.Errorf("forced remove: %d %s", code, body)
 	}
+	testutil.WaitFor(t, 3*time.Second, "the removed portal's queue to stop", func() (bool, string) {
+		return !slices.Contains(b.w.coord.Held(), name), strings.Join(b.w.coord.Held(), ",")
+	})
 	if code, body = call(t, b, http.MethodPost, "/v1/departments", `{"portal":"`+name+`","name":"Gone","parent_id":1}`); code != http.StatusBadRequest {
 		t.Errorf("enqueue on a removed portal: %d %s, want 400", code, body)
 	}
