@@ -24,7 +24,7 @@ func TestRetryRetriesFailedItems(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	markReconciled(t, b, res.ID)
+	markReconciled(t, b.imports, b.portal, res.ID)
 	if err := b.imports.Failed(ctx, res.ID, "d0", "permanent failure: ACCESS_DENIED"); err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func TestRetryLooksUpFirst(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	markReconciled(t, b, res.ID)
+	markReconciled(t, b.imports, b.portal, res.ID)
 	if err := bs.imports.Failed(ctx, res.ID, "d0", "batch failed: lost answer"); err != nil {
 		t.Fatal(err)
 	}
@@ -137,15 +137,5 @@ func TestRetryAfterTheReconcileStepFailed(t *testing.T) {
 			}
 			checkSimulator(t, b, f, st)
 		})
-	}
-}
-
-// markReconciled stands in for the import's reconcile task (no worker
-// runs): the portal held nothing, the root items may be created. The
-// reconcile task stays queued.
-func markReconciled(t *testing.T, b *bundle, importID string) {
-	t.Helper()
-	if err := b.imports.store.SetReconciled(context.Background(), importID); err != nil {
-		t.Fatal(err)
 	}
 }
