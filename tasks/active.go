@@ -67,6 +67,19 @@ func (a Activity) Portals(ctx context.Context) ([]string, error) {
 	return names, nil
 }
 
+// Has reports whether portal has work: one SISMEMBER, for a question about
+// one portal where Portals would read the whole set.
+func (a Activity) Has(ctx context.Context, portal string) (bool, error) {
+	if portal == "" {
+		portal = DefaultPortal
+	}
+	ok, err := a.rdb.SIsMember(ctx, a.key, portal).Result()
+	if err != nil {
+		return false, fmt.Errorf("read whether portal %s is active: %w", portal, err)
+	}
+	return ok, nil
+}
+
 // Settle removes portal from the set when its queue has no work, and
 // reports whether it did. It looks at the queue after the removal and puts
 // the portal back when work arrived meanwhile (see Activity).

@@ -13,7 +13,7 @@ import (
 )
 
 // MaxPortalBody bounds a portal registration's body.
-const MaxPortalBody = 64 << 10
+const MaxPortalBody = config.MaxRegistration
 
 // PortalList is the answer of GET /v1/portals.
 type PortalList struct {

@@ -51,8 +51,10 @@ Examples:
   enqueue portal status acme
   enqueue portal resume acme
 
-Environment: as below, and B24_INSECURE_HTTP_HOSTS (hosts besides loopback a
-registration may reach over plain http://, as on the workers).
+Environment: as below, and, read as the workers read them,
+B24_INSECURE_HTTP_HOSTS (hosts besides loopback a registration may reach over
+plain http://) and WORKER_PORTAL_REPLICAS (which workers a status names as
+running a portal's queue).
 
 ` + envHelp
 
@@ -82,6 +84,10 @@ func (e *env) portal(ctx context.Context, args []string) int {
 	case len(rest) > n[1]:
 		return e.usageErr(cmd, "%s: unexpected argument %q", verb, rest[n[1]])
 	}
+	fl, err := config.LoadFleet(e.getenv)
+	if err != nil {
+		return e.portalFail(err)
+	}
 	var body []byte
 	if verb == "add" {
 		var err error
@@ -94,7 +100,7 @@ func (e *env) portal(ctx context.Context, args []string) int {
 		return code
 	}
 	defer conn.Close()
-	admin := fleet.NewAdmin(conn.rdb, e.app.Prefix, 0, e.httpHosts())
+	admin := fleet.NewAdmin(conn.rdb, e.app.Prefix, fl.PortalReplicas, fl.InsecureHTTPHosts)
 	switch verb {
 	case "add":
 		return e.portalAdd(ctx, admin, rest[0], body)
@@ -104,7 +110,6 @@ func (e *env) portal(ctx context.Context, args []string) int {
 		return e.portalResume(ctx, admin, rest[0])
 	}
 	var list []fleet.PortalStatus
-	var err error
 	if len(rest) == 1 {
 		var st fleet.PortalStatus
 		st, err = admin.Status(ctx, rest[0])
@@ -132,18 +137,11 @@ func (e *env) readEntry(path string) ([]byte, error) {
 	if r == nil {
 		return nil, errors.New("no standard input")
 	}
-	return io.ReadAll(io.LimitReader(r, 64<<10))
-}
-
-// httpHosts reads B24_INSECURE_HTTP_HOSTS as the workers do.
-func (e *env) httpHosts() []string {
-	var out []string
-	for _, h := range strings.Split(e.getenv("B24_INSECURE_HTTP_HOSTS"), ",") {
-		if h = strings.ToLower(strings.TrimSpace(h)); h != "" {
-			out = append(out, h)
-		}
+	data, err := io.ReadAll(io.LimitReader(r, config.MaxRegistration+1))
+	if err == nil && len(data) > config.MaxRegistration {
+		err = fmt.Errorf("the registration is larger than %d KiB", config.MaxRegistration>>10)
 	}
-	return out
+	return data, err
 }
 
 func (e *env) portalAdd(ctx context.Context, admin *fleet.Admin, name string, body []byte) int {

@@ -63,4 +63,10 @@ func TestPortalCommands(t *testing.T) {
 	for _, args := range [][]string{{"portal"}, {"portal", "fly"}, {"portal", "remove"}} {
 		expect(cli.ExitUsage, args)
 	}
+	// A registration too large is refused whole, not cut and misread.
+	huge := writeFile(t, "huge.json", `{"webhook_url": "https://acme.bitrix24.ru/rest/1/`+secret+`/", "x": "`+strings.Repeat("a", 70<<10)+`"}`)
+	expect(cli.ExitUsage, []string{"portal", "add", "acme3", huge}, "larger than 64 KiB")
+	// The fleet settings are read as the workers read them.
+	f.env["WORKER_PORTAL_REPLICAS"] = "-1"
+	expect(cli.ExitUsage, []string{"portal", "list"}, "WORKER_PORTAL_REPLICAS -1: must be 0 (every worker) or more")
 }

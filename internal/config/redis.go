@@ -77,13 +77,6 @@ const (
 	FailoverMaxRetryBackoff = 2 * time.Second
 )
 
-// UniversalClient returns a go-redis client of the same kind as ConnOpt
-// (single node, sentinel failover or cluster), for the packages that talk to
-// Redis directly (limiter, import state, token store) and for asynq itself
-// (the worker and the enqueue command build asynq on it). Sentinel and
-// Cluster clients retry a command through a failover (see
-// FailoverMaxRetries); a single node keeps go-redis's defaults. The caller
-// closes it. It does not connect; the first command does.
 // PoolSize bounds the pooled Redis connections of one process (per node
 // with Cluster), instead of go-redis's 10 per CPU, and pipelines share that
 // pool (no second pool of 10 for them): commands are short, and a worker
@@ -91,6 +84,13 @@ const (
 // stays near 20 connections whatever the machine (see docs/scaling.md).
 const PoolSize = 8
 
+// UniversalClient returns a go-redis client of the same kind as ConnOpt
+// (single node, sentinel failover or cluster), for the packages that talk to
+// Redis directly (limiter, import state, token store) and for asynq itself
+// (the worker and the enqueue command build asynq on it). Sentinel and
+// Cluster clients retry a command through a failover (see
+// FailoverMaxRetries); every kind pools PoolSize connections. The caller
+// closes it. It does not connect; the first command does.
 func (r Redis) UniversalClient() (redis.UniversalClient, error) {
 	opt, err := r.ConnOpt()
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 
@@ -19,6 +20,57 @@ refresh_token, optional token_endpoint: what the app's install event
 delivers), and optional rate, burst, operating_limit, operating_window
 (unset ones: the workers' B24_RATE etc.). Values are sent as they are:
 ${NAME} references belong to the portals file only.`
+
+// MaxRegistration bounds the size of a portal registration.
+const MaxRegistration = 64 << 10
+
+// Fleet holds the worker settings that whoever administers portals
+// (enqueue portal) must read as the workers do.
+type Fleet struct {
+	// InsecureHTTPHosts as Worker.InsecureHTTPHosts: what a registration
+	// may reach over plain http:// besides loopback.
+	InsecureHTTPHosts []string
+	// PortalReplicas as Worker.PortalReplicas: how many live workers run
+	// a portal's queue (for the owners a status shows).
+	PortalReplicas int
+}
+
+// LoadFleet reads B24_INSECURE_HTTP_HOSTS and WORKER_PORTAL_REPLICAS from
+// the environment through getenv, with the workers' defaults and rules; a
+// bad value is a *UsageError.
+func LoadFleet(getenv func(string) string) (Fleet, error) {
+	src := source{lookup: func(k string) (string, bool) {
+		v := getenv(k)
+		return v, v != ""
+	}}
+	p := &problems{}
+	f := Fleet{InsecureHTTPHosts: insecureHTTPHosts(src), PortalReplicas: portalReplicas(src, p)}
+	if err := p.err(); err != nil {
+		return Fleet{}, err
+	}
+	return f, nil
+}
+
+// insecureHTTPHosts reads B24_INSECURE_HTTP_HOSTS: lower-case host names.
+func insecureHTTPHosts(src source) []string {
+	v, _ := src.value(sInsecureHTTP)
+	var out []string
+	for _, h := range strings.Split(v, ",") {
+		if h = strings.ToLower(strings.TrimSpace(h)); h != "" {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// portalReplicas reads WORKER_PORTAL_REPLICAS.
+func portalReplicas(src source, p *problems) int {
+	n, name := intSetting(src, sReplicas, p)
+	if name != "" && n < 0 {
+		p.addf("%s %d: must be 0 (every worker) or more", name, n)
+	}
+	return n
+}
 
 // ParsePortal validates a portal registration named name (see
 // RegistrationHelp) by the rules of the portals file, with def for the

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -59,5 +60,30 @@ func TestParsePortal(t *testing.T) {
 				t.Errorf("problems show the secret: %q", msg)
 			}
 		})
+	}
+}
+
+// LoadFleet reads the settings `enqueue portal` shares with the workers by
+// the workers' rules and defaults.
+func TestLoadFleet(t *testing.T) {
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	f, err := LoadFleet(env(nil))
+	if err != nil || f.PortalReplicas != 2 || len(f.InsecureHTTPHosts) != 0 {
+		t.Errorf("defaults: %+v, %v", f, err)
+	}
+	f, err = LoadFleet(env(map[string]string{"B24_INSECURE_HTTP_HOSTS": " Sim , ,b24sim", "WORKER_PORTAL_REPLICAS": "0"}))
+	if err != nil || f.PortalReplicas != 0 || strings.Join(f.InsecureHTTPHosts, ",") != "sim,b24sim" {
+		t.Errorf("set: %+v, %v", f, err)
+	}
+	w, err := LoadWorker(nil, env(map[string]string{"B24_WEBHOOK_URL": "https://x.bitrix24.ru/rest/1/code/",
+		"B24_INSECURE_HTTP_HOSTS": " Sim , ,b24sim", "WORKER_PORTAL_REPLICAS": "0"}))
+	if err != nil || w.PortalReplicas != f.PortalReplicas || !slices.Equal(w.InsecureHTTPHosts, f.InsecureHTTPHosts) {
+		t.Errorf("the worker reads %d %q, enqueue portal %d %q (%v)", w.PortalReplicas, w.InsecureHTTPHosts, f.PortalReplicas, f.InsecureHTTPHosts, err)
+	}
+	for _, bad := range []string{"-1", "two"} {
+		var ue *UsageError
+		if _, err := LoadFleet(env(map[string]string{"WORKER_PORTAL_REPLICAS": bad})); !errors.As(err, &ue) || !strings.Contains(err.Error(), "WORKER_PORTAL_REPLICAS") {
+			t.Errorf("WORKER_PORTAL_REPLICAS=%s: %v, want a *UsageError naming it", bad, err)
+		}
 	}
 }

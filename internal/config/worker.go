@@ -325,9 +325,7 @@ func (w *Worker) loadRun(src source, p *problems) {
 	if w.Concurrency, n = intSetting(src, sConcurrency, p); n != "" && w.Concurrency < 1 {
 		p.addf("%s %d: must be at least 1", n, w.Concurrency)
 	}
-	if w.PortalReplicas, n = intSetting(src, sReplicas, p); n != "" && w.PortalReplicas < 0 {
-		p.addf("%s %d: must be 0 (every worker) or more", n, w.PortalReplicas)
-	}
+	w.PortalReplicas = portalReplicas(src, p)
 
 	bv, bn := src.value(sBatch)
 	var ok bool
@@ -374,12 +372,7 @@ func (w *Worker) loadSidePort(src source, getenv func(string) string, p *problem
 // loadPortals reads the portals: B24_WEBHOOK_URL's DefaultPortal and those
 // of B24_PORTALS_FILE, sorted by name, and the hosts allowed plain http://.
 func (w *Worker) loadPortals(src source, getenv func(string) string, p *problems) {
-	insecure, _ := src.value(sInsecureHTTP)
-	for _, h := range strings.Split(insecure, ",") {
-		if h = strings.ToLower(strings.TrimSpace(h)); h != "" {
-			w.InsecureHTTPHosts = append(w.InsecureHTTPHosts, h)
-		}
-	}
+	w.InsecureHTTPHosts = insecureHTTPHosts(src)
 	p.httpHosts = w.InsecureHTTPHosts
 	hook, hookName := src.value(sWebhook)
 	if hook != "" {

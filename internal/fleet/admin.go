@@ -147,7 +147,10 @@ func (a *Admin) List(ctx context.Context) ([]PortalStatus, error) {
 		out = append(out, *st)
 	}
 	slices.SortFunc(out, func(x, y PortalStatus) int { return strings.Compare(x.Name, y.Name) })
-	return out, a.fill(ctx, out, live, active)
+	if err := a.fill(ctx, out, live, active); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // Status returns one portal's status, or ErrUnknownPortal.
@@ -160,12 +163,17 @@ func (a *Admin) Status(ctx context.Context, name string) (PortalStatus, error) {
 	if err != nil {
 		return PortalStatus{}, err
 	}
-	active, err := a.activity.Portals(ctx)
-	if err != nil {
+	var active []string
+	if ok, err := a.activity.Has(ctx, name); err != nil {
 		return PortalStatus{}, err
+	} else if ok {
+		active = []string{name}
 	}
 	list := []PortalStatus{st}
-	return list[0], a.fill(ctx, list, live, active)
+	if err := a.fill(ctx, list, live, active); err != nil {
+		return PortalStatus{}, err
+	}
+	return list[0], nil
 }
 
 // find returns portal name with its source (and record when registered),

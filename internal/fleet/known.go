@@ -5,9 +5,10 @@ import (
 	"slices"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/b24queue/b24queue/internal/keys"
 	"github.com/b24queue/b24queue/tasks"
-	"github.com/redis/go-redis/v9"
 )
 
 // Known returns the portals the fleet serves: those of every live worker's

@@ -162,24 +162,31 @@ return rev
 `)
 
 // Get returns the record of portal name; ok is false when it is not
-// registered.
+// registered. The record and its revision come in one round trip (the
+// keys share the {portals} slot).
 func (r *Registry) Get(ctx context.Context, name string) (Record, bool, error) {
-	data, err := r.rdb.HGet(ctx, r.keys.Portals(), name).Bytes()
+	var data *redis.StringCmd
+	var rev *redis.FloatCmd
+	_, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		data = p.HGet(ctx, r.keys.Portals(), name)
+		rev = p.ZScore(ctx, r.keys.PortalsChanges(), name)
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return Record{}, false, fmt.Errorf("read portal %s: %w", name, err)
+	}
+	raw, err := data.Bytes()
 	switch {
 	case errors.Is(err, redis.Nil):
 		return Record{}, false, nil
 	case err != nil:
 		return Record{}, false, fmt.Errorf("read portal %s: %w", name, err)
 	}
-	rec, err := decodeRecord(name, data)
+	rec, err := decodeRecord(name, raw)
 	if err != nil {
 		return Record{}, false, err
 	}
-	rev, err := r.rdb.ZScore(ctx, r.keys.PortalsChanges(), name).Result()
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return Record{}, false, fmt.Errorf("read portal %s: %w", name, err)
-	}
-	rec.Revision = int64(rev)
+	rec.Revision = int64(rev.Val()) // 0 when the changes set lacks it
 	return rec, true, nil
 }
 

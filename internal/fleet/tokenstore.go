@@ -22,8 +22,10 @@ const TokenTTL = 180 * 24 * time.Hour
 // here and the others (and a restarted worker) load it. Each pair lives
 // under PREFIX:{KEY}:oauth (keys.Space.OAuth; KEY is the portal name the
 // worker passes as OAuthConfig.StoreKey; the braces keep it in the portal's
-// cluster hash slot) as JSON, with a TTL of TokenTTL. It is safe for concurrent use. The values
-// are secrets: TokenStore never logs them and its errors never contain them.
+// cluster hash slot) as JSON, with a TTL of TokenTTL. It also keeps the
+// credentials of registered portals (CredentialKey). It is safe for
+// concurrent use. The values are secrets: TokenStore never logs them and
+// its errors never contain them.
 type TokenStore struct {
 	rdb  redis.UniversalClient
 	keys keys.Space
@@ -129,13 +131,11 @@ func (s *TokenStore) LoadCredential(ctx context.Context, portal string) (Credent
 	return c, true, nil
 }
 
-// Forget deletes portal's credential and token pair.
+// Forget deletes portal's credential and token pair (one DEL: the keys
+// share the portal's hash slot).
 func (s *TokenStore) Forget(ctx context.Context, portal string) error {
-	if err := s.rdb.Del(ctx, s.CredentialKey(portal)).Err(); err != nil {
-		return fmt.Errorf("forget the credential of %q: %w", portal, err)
-	}
-	if err := s.rdb.Del(ctx, s.Key(portal)).Err(); err != nil {
-		return fmt.Errorf("forget the token pair of %q: %w", portal, err)
+	if err := s.rdb.Del(ctx, s.CredentialKey(portal), s.Key(portal)).Err(); err != nil {
+		return fmt.Errorf("forget the credential and token pair of %q: %w", portal, err)
 	}
 	return nil
 }

@@ -356,7 +356,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		names[i] = p.Name
 	}
 	w.logger.Info("worker starting",
-		"portals", names, "queues", queues, "registered_portals", true, "portal_replicas", w.cfg.PortalReplicas,
+		"portals", names, "queues", queues, "registered_only", w.cfg.RegisteredOnly, "portal_replicas", w.cfg.PortalReplicas,
 		"concurrency", w.cfg.Concurrency,
 		"listen", w.cfg.Listen, "addr", addrString(w.Addr()), "redis", w.cfg.Redis.String(),
 		"shutdown_timeout", w.cfg.ShutdownTimeout.String(), "dashboard_auth", w.cfg.MonitorUser != "")
