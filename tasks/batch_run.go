@@ -101,9 +101,9 @@ func (h *Handler) processBatch(ctx context.Context, t *asynq.Task) error {
 	if err := json.Unmarshal(t.Payload(), &p); err != nil {
 		return &PermanentError{Err: fmt.Errorf("decode %s payload: %w", t.Type(), err)}
 	}
-	portal, ok := h.portal(p.Portal)
-	if !ok {
-		return &PermanentError{Err: fmt.Errorf("%w %q: the worker has no credentials for it", ErrUnknownPortal, p.Portal)}
+	portal, err := h.servedPortal(p.Portal)
+	if err != nil {
+		return err
 	}
 	taskID, _ := asynq.GetTaskID(ctx)
 	r := &batchRun{h: h, portal: portal, group: p.Group, owner: taskID, token: claim.NewToken(), res: batchResult{Items: len(p.Items)}}

@@ -122,6 +122,16 @@ func (h *Handler) portal(name string) (*Portal, bool) {
 	return p, ok
 }
 
+// servedPortal is portal for a task's portal: one the worker has no
+// client for fails the task for good (ErrUnknownPortal).
+func (h *Handler) servedPortal(name string) (*Portal, error) {
+	p, ok := h.portal(name)
+	if !ok {
+		return nil, &PermanentError{Err: fmt.Errorf("%w %q: the worker has no credentials for it", ErrUnknownPortal, name)}
+	}
+	return p, nil
+}
+
 // SetPortal adds p, or replaces the portal of that name (new credentials
 // or limits): tasks started from now on use it.
 func (h *Handler) SetPortal(p *Portal) {
@@ -158,9 +168,9 @@ type createResult struct {
 
 // createOnce creates c's object unless an earlier attempt already did.
 func (h *Handler) createOnce(ctx context.Context, t *asynq.Task, c creation) error {
-	portal, ok := h.portal(c.portal)
-	if !ok {
-		return &PermanentError{Err: fmt.Errorf("%w %q: the worker has no credentials for it", ErrUnknownPortal, c.portal)}
+	portal, err := h.servedPortal(c.portal)
+	if err != nil {
+		return err
 	}
 	if c.importID != "" && h.imports != nil {
 		id, done, err := h.imports.Existing(ctx, c.importID, c.key)

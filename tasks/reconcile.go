@@ -88,9 +88,9 @@ func (h *Handler) processReconcile(ctx context.Context, t *asynq.Task) error {
 	if err := json.Unmarshal(t.Payload(), &p); err != nil {
 		return &PermanentError{Err: fmt.Errorf("decode %s payload: %w", t.Type(), err)}
 	}
-	portal, ok := h.portal(p.Portal)
-	if !ok {
-		return &PermanentError{Err: fmt.Errorf("%w %q: the worker has no credentials for it", ErrUnknownPortal, p.Portal)}
+	portal, err := h.servedPortal(p.Portal)
+	if err != nil {
+		return err
 	}
 	rc, ok := h.imports.(reconciler)
 	if !ok {
@@ -240,9 +240,9 @@ func (h *Handler) processPlan(ctx context.Context, t *asynq.Task) error {
 	if err := json.Unmarshal(t.Payload(), &p); err != nil {
 		return &PermanentError{Err: fmt.Errorf("decode %s payload: %w", t.Type(), err)}
 	}
-	portal, ok := h.portal(p.Portal)
-	if !ok {
-		return &PermanentError{Err: fmt.Errorf("%w %q: the worker has no credentials for it", ErrUnknownPortal, p.Portal)}
+	portal, err := h.servedPortal(p.Portal)
+	if err != nil {
+		return err
 	}
 	f, err := importer.DefaultLimits.ParseBytes(importer.JSON, p.File)
 	if err == nil {
